@@ -1,0 +1,122 @@
+//! Errors an operator can act on.
+
+use std::time::Duration;
+
+/// A configuration value that cannot be used.
+///
+/// Every message names the setting (the environment variable, or the [`Builder`] setter that
+/// was given the value), shows the value with any password replaced by `***`, and says what is
+/// accepted, e.g.
+///
+/// ```text
+/// invalid MPS_MQTT_ADDRESS "htp://mosquitto:8883": unsupported scheme "htp"; expected mqtt://host[:port] or tcp://host[:port]
+/// ```
+///
+/// [`Builder`]: crate::Builder
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The broker address is not a URL this crate can connect to.
+    ///
+    /// Fix the value: `mqtt://host[:port]` or `tcp://host[:port]` (port 1883 when omitted,
+    /// IPv6 literals in brackets), or unset it to turn eventing off.
+    #[error("invalid {name} {value:?}: {reason}; expected mqtt://host[:port] or tcp://host[:port]")]
+    InvalidAddress {
+        /// The environment variable or setter that held the value.
+        name: &'static str,
+        /// The value as given, password replaced by `***`.
+        value: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The broker address asks for a transport this version does not implement yet (TLS or
+    /// WebSocket).
+    ///
+    /// Use `mqtt://` or `tcp://`; this crate refuses rather than silently connecting in plain
+    /// text where encryption was asked for.
+    #[error(
+        "invalid {name} {value:?}: scheme {scheme:?} is not supported yet; use mqtt://host[:port] or tcp://host[:port]"
+    )]
+    UnsupportedScheme {
+        /// The environment variable or setter that held the value.
+        name: &'static str,
+        /// The value as given, password replaced by `***`.
+        value: String,
+        /// The scheme that was asked for.
+        scheme: String,
+    },
+    /// The topic cannot be published to.
+    ///
+    /// Give a topic name such as `mps/events`: not empty, no `+` or `#` wildcards, no NUL, not
+    /// starting with `$`, at most 65535 bytes.
+    #[error("invalid {name} {value:?}: {reason}")]
+    InvalidTopic {
+        /// The environment variable or setter that held the value.
+        name: &'static str,
+        /// The value as given.
+        value: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// The QoS level is not one this crate publishes with.
+    #[error("invalid {name} {value:?}: expected 0 (at most once) or 1 (at least once)")]
+    InvalidQos {
+        /// The environment variable that held the value.
+        name: &'static str,
+        /// The value as given.
+        value: String,
+    },
+    /// The MQTT client id cannot be used.
+    ///
+    /// Give a non-empty id of at most 65535 bytes without NUL, unique per process: two clients
+    /// with one id disconnect each other at the broker.
+    #[error("invalid {name} {value:?}: {reason}")]
+    InvalidClientId {
+        /// The environment variable or setter that held the value.
+        name: &'static str,
+        /// The value as given.
+        value: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// The queue capacity is not a usable number of events.
+    #[error("invalid {name} {value:?}: expected a whole number of events from 1 to {max}")]
+    InvalidQueueCapacity {
+        /// The environment variable or setter that held the value.
+        name: &'static str,
+        /// The value as given.
+        value: String,
+        /// The largest capacity accepted.
+        max: usize,
+    },
+    /// An environment variable holds bytes that are not UTF-8.
+    #[error("invalid {name}: the value is not valid UTF-8")]
+    NotUnicode {
+        /// The environment variable.
+        name: &'static str,
+    },
+}
+
+/// Why [`PublisherHandle::flush`](crate::PublisherHandle::flush) returned before everything
+/// queued was delivered.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum FlushError {
+    /// The timeout passed first; the events are still queued or in flight and will be sent
+    /// when the broker allows. Check [`Stats::connected`](crate::Stats::connected); consider a
+    /// longer timeout.
+    #[error("flush timed out after {timeout:?} with {pending} events not yet delivered")]
+    Timeout {
+        /// The timeout that passed.
+        timeout: Duration,
+        /// Events still queued or in flight when it passed.
+        pending: u64,
+    },
+    /// The publisher task is not running (it was shut down or it stopped), so queued events
+    /// will not be delivered. See [`Stats::failed`](crate::Stats::failed).
+    #[error("the publisher is not running: {reason}")]
+    Stopped {
+        /// Why it is not running.
+        reason: String,
+    },
+}

@@ -1,0 +1,286 @@
+//! The event published for each request: MPS's fields, then an `http` object.
+
+use std::borrow::Cow;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use http::Method;
+use serde::{Deserialize, Serialize};
+
+use crate::routes::{self, Guid, RouteId};
+
+/// The `type` of an event, as MPS writes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EventType {
+    /// MPS publishes it when a handler starts; this crate never does (one event per request).
+    Request,
+    /// The response status was below 400.
+    Success,
+    /// The response status was 400 or above, the service failed, or the request was cancelled.
+    Fail,
+}
+
+/// One event as published, compact JSON in this field order:
+///
+/// ```json
+/// {"type":"success","message":"Power Action requested","methods":["AMT_PowerAction"],
+///  "guid":"4c4c4544-004b-4210-8033-b6c04f504633","timestamp":1764108000123,
+///  "http":{"method":"POST","path":"/api/v1/amt/power/action/:guid","status":200,"latency_ms":0.412}}
+/// ```
+///
+/// The first five fields are those of MPS's `OpenAMTEvent`, so existing subscribers keep
+/// working; this type also reads MPS's own events (they have no `http`). Bodies, query strings,
+/// headers and unrecognised paths are never included.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct Event {
+    /// Whether the request succeeded.
+    #[serde(rename = "type")]
+    pub kind: EventType,
+    /// MPS's text for the route and outcome, or a generic one.
+    pub message: Cow<'static, str>,
+    /// One name: the AMT operation of the route (e.g. `AMT_PowerAction`), the handler name
+    /// where MPS publishes nothing, or `unknown` outside MPS's routes.
+    pub methods: Vec<Cow<'static, str>>,
+    /// The device GUID from the path, as sent; absent when the route has none or the path
+    /// segment is not in UUID form.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub guid: Option<String>,
+    /// When the response was ready, in milliseconds since the Unix epoch.
+    pub timestamp: u64,
+    /// The HTTP exchange; absent in events published by MPS itself.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http: Option<HttpInfo>,
+}
+
+/// The `http` object of an [`Event`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct HttpInfo {
+    /// The request method (`OTHER` for a non-standard one).
+    pub method: Cow<'static, str>,
+    /// The route template, e.g. `/api/v1/amt/power/action/:guid`; `null` outside MPS's routes,
+    /// since a raw path can carry anything, of any length.
+    pub path: Option<Cow<'static, str>>,
+    /// The response status; `null` when the request was cancelled or the service failed.
+    pub status: Option<u16>,
+    /// Time from the call to the response head, in milliseconds (microsecond precision).
+    pub latency_ms: f64,
+}
+
+/// How a request ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Outcome {
+    /// The inner service answered with this status.
+    Status(u16),
+    /// The inner service returned an error instead of a response.
+    ServiceError,
+    /// The response future was dropped first: the client went away.
+    Cancelled,
+    /// The inner service panicked.
+    Panicked,
+}
+
+/// What the request path records: small, `Copy`, no heap. The publisher task turns it into an
+/// [`Event`].
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Record {
+    pub(crate) route: Option<RouteId>,
+    pub(crate) guid: Option<Guid>,
+    pub(crate) method: &'static str,
+    pub(crate) outcome: Outcome,
+    pub(crate) latency: Duration,
+    pub(crate) finished: Instant,
+}
+
+/// The name of a standard method; other methods are not echoed into events.
+pub(crate) fn method_name(method: &Method) -> &'static str {
+    match *method {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::PATCH => "PATCH",
+        Method::DELETE => "DELETE",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        Method::CONNECT => "CONNECT",
+        Method::TRACE => "TRACE",
+        _ => "OTHER",
+    }
+}
+
+impl Record {
+    /// Milliseconds since the epoch at which the response was ready, read off the wall clock
+    /// now (the request path reads only the monotonic clock).
+    pub(crate) fn timestamp_ms(&self) -> u64 {
+        let finished = SystemTime::now()
+            .checked_sub(self.finished.elapsed())
+            .unwrap_or(UNIX_EPOCH);
+        finished
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+    }
+
+    /// The event of this request, stamped with `timestamp`.
+    pub(crate) fn event(&self, timestamp: u64) -> Event {
+        let route = self.route.map(|id| &routes::ROUTES[usize::from(id)]);
+        let (kind, message, operation) = routes::describe(route, self.outcome);
+        let guid = match route {
+            Some(r) if r.has_guid() => self.guid.map(|g| g.as_str().to_owned()),
+            _ => None,
+        };
+        let status = match self.outcome {
+            Outcome::Status(status) => Some(status),
+            _ => None,
+        };
+        let micros = u64::try_from(self.latency.as_micros()).unwrap_or(u64::MAX);
+        Event {
+            kind,
+            message: Cow::Borrowed(message),
+            methods: vec![Cow::Borrowed(operation)],
+            guid,
+            timestamp,
+            http: Some(HttpInfo {
+                method: Cow::Borrowed(self.method),
+                path: route.map(|r| Cow::Borrowed(r.template)),
+                status,
+                latency_ms: micros as f64 / 1000.0,
+            }),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    const GUID: &str = "4c4c4544-004b-4210-8033-b6c04f504633";
+
+    fn record(method: Method, path: &str, outcome: Outcome) -> Record {
+        let (route, guid) = routes::recognize(&method, path);
+        Record {
+            route,
+            guid,
+            method: method_name(&method),
+            outcome,
+            latency: Duration::from_micros(1234),
+            finished: Instant::now(),
+        }
+    }
+
+    fn json_of(record: &Record) -> serde_json::Value {
+        let bytes = serde_json::to_vec(&record.event(1_700_000_000_123)).expect("serializes");
+        serde_json::from_slice(&bytes).expect("valid JSON")
+    }
+
+    #[test]
+    fn power_action_success_is_mps_shaped() {
+        let r = record(
+            Method::POST,
+            &format!("/api/v1/amt/power/action/{GUID}"),
+            Outcome::Status(200),
+        );
+        let text = serde_json::to_string(&r.event(1_700_000_000_123)).expect("serializes");
+        assert_eq!(
+            text,
+            format!(
+                r#"{{"type":"success","message":"Power Action requested","methods":["AMT_PowerAction"],"guid":"{GUID}","timestamp":1700000000123,"http":{{"method":"POST","path":"/api/v1/amt/power/action/:guid","status":200,"latency_ms":1.234}}}}"#
+            )
+        );
+    }
+
+    #[test]
+    fn device_not_found_names_the_cira_connection() {
+        let r = record(
+            Method::GET,
+            &format!("/api/v1/amt/hardwareInfo/{GUID}"),
+            Outcome::Status(404),
+        );
+        assert_eq!(
+            json_of(&r),
+            json!({"type":"fail","message":"Device Not Found","methods":["CIRA_Connection"],"guid":GUID,
+                   "timestamp":1_700_000_000_123_u64,
+                   "http":{"method":"GET","path":"/api/v1/amt/hardwareInfo/:guid","status":404,"latency_ms":1.234}})
+        );
+    }
+
+    #[test]
+    fn routes_without_guid_omit_the_key() {
+        let r = record(Method::GET, "/api/v1/devices/stats", Outcome::Status(200));
+        assert_eq!(
+            json_of(&r),
+            json!({"type":"success","message":"Request succeeded","methods":["getDeviceStats"],
+                   "timestamp":1_700_000_000_123_u64,
+                   "http":{"method":"GET","path":"/api/v1/devices/stats","status":200,"latency_ms":1.234}})
+        );
+    }
+
+    #[test]
+    fn unknown_route_has_null_path_and_no_guid() {
+        let r = record(
+            Method::GET,
+            &format!("/secret/token/{GUID}?key=x"),
+            Outcome::Status(404),
+        );
+        assert_eq!(
+            json_of(&r),
+            json!({"type":"fail","message":"Request failed","methods":["unknown"],
+                   "timestamp":1_700_000_000_123_u64,
+                   "http":{"method":"GET","path":null,"status":404,"latency_ms":1.234}})
+        );
+    }
+
+    #[test]
+    fn cancelled_and_errors_have_null_status() {
+        let path = format!("/api/v1/amt/power/state/{GUID}");
+        let cancelled = json_of(&record(Method::GET, &path, Outcome::Cancelled));
+        assert_eq!(cancelled["type"], "fail");
+        assert_eq!(
+            cancelled["message"],
+            "Request cancelled before a response was sent"
+        );
+        assert_eq!(cancelled["http"]["status"], serde_json::Value::Null);
+        let error = json_of(&record(Method::GET, &path, Outcome::ServiceError));
+        assert_eq!(error["message"], "Internal Service Error");
+        assert_eq!(error["guid"], GUID);
+        assert_eq!(error["http"]["status"], serde_json::Value::Null);
+    }
+
+    #[test]
+    fn extension_methods_are_not_echoed() {
+        let method = Method::from_bytes(b"SECRETVERB").expect("valid token");
+        assert_eq!(method_name(&method), "OTHER");
+    }
+
+    #[test]
+    fn reads_events_published_by_mps() {
+        let mps = r#"{"type":"request","message":"Event Log requested","methods":["AMT_EventLog"],"guid":"4c4c4544-004b-4210-8033-b6c04f504633","timestamp":1700000000123}"#;
+        let event: Event = serde_json::from_str(mps).expect("MPS event parses");
+        assert_eq!(event.kind, EventType::Request);
+        assert_eq!(event.http, None);
+        assert_eq!(
+            serde_json::to_string(&event).expect("serializes"),
+            mps,
+            "round trip is byte-identical"
+        );
+    }
+
+    #[test]
+    fn timestamp_is_when_the_response_was_ready() {
+        let before = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .expect("after epoch")
+            .as_millis() as u64;
+        let r = record(Method::GET, "/api/v1/health", Outcome::Status(200));
+        let after = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .expect("after epoch")
+            .as_millis() as u64;
+        let ts = r.timestamp_ms();
+        assert!(
+            before <= ts && ts <= after + 1,
+            "{before} <= {ts} <= {after}"
+        );
+    }
+}

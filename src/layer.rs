@@ -1,0 +1,248 @@
+//! [`MqttEventLayer`] → [`MqttEventService`] → [`ResponseFuture`]: the request path.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, ready};
+use std::time::Instant;
+
+use http::{Request, Response};
+use pin_project_lite::pin_project;
+use tower_layer::Layer;
+use tower_service::Service;
+
+use crate::config::{Builder, Config};
+use crate::error::ConfigError;
+use crate::event::{Outcome, Record, method_name};
+use crate::handle::{Link, PublisherHandle};
+use crate::publisher::Shared;
+use crate::routes::{self, Guid, RouteId};
+
+/// A Tower layer that publishes an MPS-compatible event to MQTT for every request.
+///
+/// ```
+/// use axum::{Router, routing::get};
+/// use mps_mqtt_events::MqttEventLayer;
+///
+/// let app: Router = Router::new()
+///     .route("/api/v1/health", get(|| async { "ok" }))
+///     .layer(MqttEventLayer::from_env());
+/// ```
+///
+/// With `MPS_MQTT_ADDRESS` unset the layer is a pass-through that starts nothing. Otherwise
+/// the first request starts a background task on the current Tokio runtime that owns the
+/// MQTT connection; requests only hand it a small record through a bounded queue, never
+/// waiting on the broker. Apply the layer to the outermost router, so it sees full paths
+/// (`/api/v1/...`).
+///
+/// Clones share one queue and one connection.
+#[derive(Debug, Clone, Default)]
+#[must_use]
+pub struct MqttEventLayer {
+    link: Option<Arc<Link>>,
+}
+
+impl MqttEventLayer {
+    /// The layer the environment asks for (see [`Builder::from_env`] for the variables).
+    ///
+    /// # Panics
+    ///
+    /// When a variable holds a value that cannot be used, with the message of the
+    /// [`ConfigError`], e.g. `invalid MPS_MQTT_ADDRESS "htp://mosquitto:8883": unsupported
+    /// scheme "htp"; ...`. Call it once at startup (MPS fails fast the same way), or use
+    /// [`try_from_env`](Self::try_from_env) to handle the error.
+    pub fn from_env() -> Self {
+        match Self::try_from_env() {
+            Ok(layer) => layer,
+            Err(err) => panic!("{err}"),
+        }
+    }
+
+    /// The layer the environment asks for, or the first value that cannot be used.
+    ///
+    /// Logs `MQTT is turned off` (info) when `MPS_MQTT_ADDRESS` is unset or empty, as MPS
+    /// does.
+    ///
+    /// # Errors
+    ///
+    /// A [`ConfigError`] naming the variable and its (password-redacted) value.
+    pub fn try_from_env() -> Result<Self, ConfigError> {
+        let layer = Builder::from_env()?.build()?;
+        if !layer.is_enabled() {
+            tracing::info!("MQTT is turned off");
+        }
+        Ok(layer)
+    }
+
+    /// A builder to set the options in code; eventing is off until an address is set.
+    pub fn builder() -> Builder {
+        Builder::default()
+    }
+
+    /// A layer that publishes nothing: its services call the inner service directly.
+    pub fn disabled() -> Self {
+        Self { link: None }
+    }
+
+    pub(crate) fn with_config(config: Config) -> Self {
+        Self {
+            link: Some(Arc::new(Link {
+                shared: Shared::new(config),
+            })),
+        }
+    }
+
+    /// Whether eventing is on.
+    #[must_use]
+    pub fn is_enabled(&self) -> bool {
+        self.link.is_some()
+    }
+
+    /// A handle for statistics, flush and shutdown.
+    pub fn handle(&self) -> PublisherHandle {
+        PublisherHandle::new(self.link.clone())
+    }
+}
+
+impl<S> Layer<S> for MqttEventLayer {
+    type Service = MqttEventService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        MqttEventService {
+            inner,
+            link: self.link.clone(),
+        }
+    }
+}
+
+/// The service made by [`MqttEventLayer`]: calls the inner service and records its outcome.
+///
+/// Responses and errors of the inner service pass through unchanged; the middleware adds no
+/// errors of its own.
+#[derive(Debug, Clone)]
+pub struct MqttEventService<S> {
+    inner: S,
+    link: Option<Arc<Link>>,
+}
+
+impl<S> MqttEventService<S> {
+    /// The inner service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// The inner service, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// The inner service; the event publisher is released.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+}
+
+impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for MqttEventService<S>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>>,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = ResponseFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
+        let capture = self.link.as_ref().map(|link| Capture::new(link, &request));
+        ResponseFuture {
+            inner: self.inner.call(request),
+            capture,
+        }
+    }
+}
+
+pin_project! {
+    /// The response future of [`MqttEventService`]: the inner future, plus what the event
+    /// needs. The event is handed over when the response (head) is ready, when the inner
+    /// service fails, or when this future is dropped first (a cancelled request).
+    pub struct ResponseFuture<F> {
+        #[pin]
+        inner: F,
+        capture: Option<Capture>,
+    }
+}
+
+impl<F> std::fmt::Debug for ResponseFuture<F> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ResponseFuture")
+            .field("capture", &self.capture)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<F, ResBody, E> Future for ResponseFuture<F>
+where
+    F: Future<Output = Result<Response<ResBody>, E>>,
+{
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let result = ready!(this.inner.poll(cx));
+        if let Some(mut capture) = this.capture.take() {
+            capture.outcome = match &result {
+                Ok(response) => Outcome::Status(response.status().as_u16()),
+                Err(_) => Outcome::ServiceError,
+            };
+            // Dropping `capture` hands the event over.
+        }
+        Poll::Ready(result)
+    }
+}
+
+/// What a request's event needs, taken when the call starts. Dropping it hands the event to
+/// the publisher, with the outcome set by then ([`Outcome::Cancelled`] if none was).
+#[derive(Debug)]
+pub(crate) struct Capture {
+    link: Arc<Link>,
+    route: Option<RouteId>,
+    guid: Option<Guid>,
+    method: &'static str,
+    outcome: Outcome,
+    start: Instant,
+}
+
+impl Capture {
+    fn new<B>(link: &Arc<Link>, request: &Request<B>) -> Self {
+        let (route, guid) = routes::recognize(request.method(), request.uri().path());
+        Self {
+            link: Arc::clone(link),
+            route,
+            guid,
+            method: method_name(request.method()),
+            outcome: Outcome::Cancelled,
+            start: Instant::now(),
+        }
+    }
+}
+
+impl Drop for Capture {
+    fn drop(&mut self) {
+        let outcome = if self.outcome == Outcome::Cancelled && std::thread::panicking() {
+            Outcome::Panicked
+        } else {
+            self.outcome
+        };
+        let finished = Instant::now();
+        self.link.shared.push(Record {
+            route: self.route,
+            guid: self.guid,
+            method: self.method,
+            outcome,
+            latency: finished.duration_since(self.start),
+            finished,
+        });
+    }
+}

@@ -1,0 +1,437 @@
+//! MPS's REST routes and what MPS says about each: the `methods` name and the messages of its
+//! events (`../shared/reference/mps-routes.tsv`, MPS 2.13.22), as pure functions.
+
+use std::sync::LazyLock;
+
+use http::Method;
+
+use crate::event::{EventType, Outcome};
+
+/// `message` of a success event on a route where MPS publishes no success text.
+pub(crate) const GENERIC_SUCCESS: &str = "Request succeeded";
+/// `message` of a fail event on a route where MPS publishes no text for that failure.
+pub(crate) const GENERIC_FAIL: &str = "Request failed";
+/// `message` of the event of a request whose client went away before the response.
+pub(crate) const CANCELLED: &str = "Request cancelled before a response was sent";
+/// MPS's text for an exception in a handler; ours for an error from the inner service.
+pub(crate) const INTERNAL_ERROR: &str = "Internal Service Error";
+/// `methods` value of the events of requests to paths outside the route table.
+pub(crate) const UNKNOWN_OPERATION: &str = "unknown";
+
+const CIRA_OPERATION: &str = "CIRA_Connection";
+const DEVICE_NOT_FOUND: &str = "Device Not Found";
+
+/// One REST route of MPS.
+#[derive(Debug)]
+pub(crate) struct Route {
+    pub(crate) method: Method,
+    /// The path with `:guid` for the device id, as MPS's docs write it.
+    pub(crate) template: &'static str,
+    /// The `methods` value: the AMT operation, or the handler name where MPS publishes none.
+    pub(crate) operation: &'static str,
+    /// Text of a success (HTTP < 400); falls back to [`GENERIC_SUCCESS`].
+    success: Option<&'static str>,
+    /// Text of a failure the handler reports itself (HTTP 4xx).
+    soft_fail: Option<&'static str>,
+    /// Text of an exception (HTTP 5xx).
+    error: Option<&'static str>,
+    /// Behind MPS's CIRA middleware: HTTP 404 means the device is not connected.
+    cira: bool,
+}
+
+impl Route {
+    /// Whether the path carries the device guid.
+    pub(crate) fn has_guid(&self) -> bool {
+        self.template.ends_with(":guid")
+    }
+}
+
+const fn route(
+    method: Method,
+    template: &'static str,
+    operation: &'static str,
+    success: Option<&'static str>,
+    soft_fail: Option<&'static str>,
+    error: Option<&'static str>,
+    cira: bool,
+) -> Route {
+    Route {
+        method,
+        template,
+        operation,
+        success,
+        soft_fail,
+        error,
+        cira,
+    }
+}
+
+const ISE: Option<&str> = Some(INTERNAL_ERROR);
+
+/// Every route of MPS 2.13.22. Where MPS publishes no event, `methods` is the handler's name.
+#[rustfmt::skip]
+pub(crate) static ROUTES: [Route; 33] = [
+    route(Method::POST, "/api/v1/authorize", "login", None, None, None, false),
+    route(Method::GET, "/api/v1/authorize/redirection/:guid", "authorizeDevice", None, None, None, false),
+    route(Method::GET, "/api/v1/devices", "getAllDevices", None, None, None, false),
+    route(Method::GET, "/api/v1/devices/stats", "getDeviceStats", None, None, None, false),
+    route(Method::GET, "/api/v1/devices/tags", "getDistinctTags", None, None, None, false),
+    route(Method::GET, "/api/v1/devices/:guid", "getDevice", None, None, None, false),
+    route(Method::GET, "/api/v1/devices/redirectstatus/:guid", "getRedirectStatus", None, None, None, true),
+    route(Method::POST, "/api/v1/devices", "insertDevice", None, None, None, false),
+    route(Method::PATCH, "/api/v1/devices", "updateDevice", None, None, None, false),
+    route(Method::DELETE, "/api/v1/devices/refresh/:guid", "refreshDevice", None, None, None, false),
+    route(Method::DELETE, "/api/v1/devices/:guid", "deleteDevice", None, None, None, false),
+    route(Method::DELETE, "/api/v1/devices/disconnect/:guid", "disconnectDevice", None, None, None, true),
+    route(Method::GET, "/api/v1/ciracert", "getCiraCert", None, None, None, false),
+    route(Method::GET, "/api/v1/amt/log/audit/:guid", "AMT_AuditLog", Some("Audit Log Requested"), None, ISE, true),
+    route(Method::GET, "/api/v1/amt/log/event/:guid", "AMT_EventLog", Some("Event Log received"), Some("Event Log request failed"), ISE, true),
+    route(Method::GET, "/api/v1/amt/generalSettings/:guid", "AMT_GeneralSettings", Some("General Settings received"), Some("AMT General Settings request failed"), ISE, true),
+    route(Method::GET, "/api/v1/amt/hardwareInfo/:guid", "AMT_HardwareInfo", Some("Hardware Information received"), Some("AMT Hardware Information request failed"), ISE, true),
+    route(Method::POST, "/api/v1/amt/power/action/:guid", "AMT_PowerAction", Some("Power Action requested"), None, ISE, true),
+    route(Method::POST, "/api/v1/amt/power/bootOptions/:guid", "AMT_BootSettingData", None, None, ISE, true),
+    route(Method::GET, "/api/v1/amt/power/capabilities/:guid", "AMT_BootCapabilities", Some("Power Capabilities received"), None, ISE, true),
+    route(Method::GET, "/api/v1/amt/power/state/:guid", "AMT_PowerState", Some("Power State requested"), Some("Power State request failed"), ISE, true),
+    route(Method::GET, "/api/v1/amt/features/:guid", "AMT_GetFeatures", Some("AMT Features retrieved"), None, ISE, true),
+    route(Method::POST, "/api/v1/amt/features/:guid", "AMT_SetFeatures", Some("AMT Features updated"), None, ISE, true),
+    // MPS's only event on this route reuses the power-state text; kept for its subscribers.
+    route(Method::GET, "/api/v1/amt/version/:guid", "AMT_Version", Some("Power State requested"), None, None, true),
+    route(Method::DELETE, "/api/v1/amt/deactivate/:guid", "AMT_Unprovision", None, None, ISE, true),
+    route(Method::GET, "/api/v1/amt/userConsentCode/cancel/:guid", "Cancel_User_Consent_Code", Some("User Consent code cancelled"), Some("User Consent Cancel failed"), ISE, true),
+    route(Method::GET, "/api/v1/amt/userConsentCode/:guid", "Request_User_Consent_Code", Some("User Consent code requested"), Some("User Consent Request failed"), ISE, true),
+    route(Method::POST, "/api/v1/amt/userConsentCode/:guid", "Send_User_Consent_Code", Some("User Consent code sent"), Some("User Consent Sent failed"), ISE, true),
+    route(Method::GET, "/api/v1/amt/alarmOccurrences/:guid", "AMT_AlarmOccurrences", Some("Alarm occurrences received"), Some("Alarm occurrence get request failed"), ISE, true),
+    route(Method::POST, "/api/v1/amt/alarmOccurrences/:guid", "AMT_AddAlarm", Some("Alarm occurrences received"), Some("Alarm add request failed"), ISE, true),
+    route(Method::DELETE, "/api/v1/amt/alarmOccurrences/:guid", "AMT_AlarmOccurrences", Some("Alarm occurrence deleted"), Some("Alarm occurrence delete request failed"), ISE, true),
+    route(Method::GET, "/api/v1/health", "getHealthCheck", None, Some("Health Check Failed"), Some("Health Check Failed"), false),
+    route(Method::GET, "/api/v1/version", "getVersion", None, None, None, false),
+];
+
+/// Index into [`ROUTES`].
+pub(crate) type RouteId = u8;
+
+/// Methods MPS routes use, in the order of [`Slots`].
+const METHODS: [Method; 4] = [Method::GET, Method::POST, Method::PATCH, Method::DELETE];
+
+/// For one path: the route of each method in [`METHODS`].
+type Slots = [Option<RouteId>; 4];
+
+static ROUTER: LazyLock<matchit::Router<Slots>> = LazyLock::new(|| {
+    let mut paths: Vec<(String, Slots)> = Vec::new();
+    for (id, route) in ROUTES.iter().enumerate() {
+        let path = route.template.replace(":guid", "{guid}");
+        let slot = METHODS
+            .iter()
+            .position(|m| *m == route.method)
+            .expect("MPS method");
+        let index = match paths.iter().position(|(p, _)| *p == path) {
+            Some(i) => i,
+            None => {
+                paths.push((path, [None; 4]));
+                paths.len() - 1
+            }
+        };
+        paths[index].1[slot] = Some(RouteId::try_from(id).expect("fewer than 256 routes"));
+    }
+    let mut router = matchit::Router::new();
+    for (path, slots) in paths {
+        router
+            .insert(path, slots)
+            .expect("MPS routes do not conflict");
+    }
+    router
+});
+
+/// A device GUID as MPS's validator accepts it: 36 characters, hex digits and dashes in the
+/// UUID layout, kept as sent. Anything else is not put in an event.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Guid([u8; 36]);
+
+impl Guid {
+    pub(crate) fn parse(s: &str) -> Option<Self> {
+        let bytes: [u8; 36] = s.as_bytes().try_into().ok()?;
+        let valid = bytes.iter().enumerate().all(|(i, b)| match i {
+            8 | 13 | 18 | 23 => *b == b'-',
+            _ => b.is_ascii_hexdigit(),
+        });
+        valid.then_some(Self(bytes))
+    }
+
+    pub(crate) fn as_str(&self) -> &str {
+        // Only ASCII is ever stored (checked in `parse`).
+        std::str::from_utf8(&self.0).unwrap_or_default()
+    }
+}
+
+impl std::fmt::Debug for Guid {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The MPS route of a request, and its device guid when the path has one in UUID form.
+pub(crate) fn recognize(method: &Method, path: &str) -> (Option<RouteId>, Option<Guid>) {
+    let Some(slot) = METHODS.iter().position(|m| m == method) else {
+        return (None, None);
+    };
+    let Ok(found) = ROUTER.at(path) else {
+        return (None, None);
+    };
+    let Some(id) = found.value[slot] else {
+        return (None, None);
+    };
+    (Some(id), found.params.get("guid").and_then(Guid::parse))
+}
+
+/// What the event of a request says: its type, `message` and `methods` value.
+pub(crate) fn describe(
+    route: Option<&Route>,
+    outcome: Outcome,
+) -> (EventType, &'static str, &'static str) {
+    let Some(route) = route else {
+        let (kind, message) = match outcome {
+            Outcome::Status(status) if status < 400 => (EventType::Success, GENERIC_SUCCESS),
+            Outcome::Status(_) => (EventType::Fail, GENERIC_FAIL),
+            Outcome::Cancelled => (EventType::Fail, CANCELLED),
+            Outcome::ServiceError | Outcome::Panicked => (EventType::Fail, INTERNAL_ERROR),
+        };
+        return (kind, message, UNKNOWN_OPERATION);
+    };
+    let op = route.operation;
+    match outcome {
+        Outcome::Status(status) if status < 400 => (
+            EventType::Success,
+            route.success.unwrap_or(GENERIC_SUCCESS),
+            op,
+        ),
+        Outcome::Status(404) if route.cira => (EventType::Fail, DEVICE_NOT_FOUND, CIRA_OPERATION),
+        Outcome::Status(status) if status >= 500 => {
+            (EventType::Fail, route.error.unwrap_or(GENERIC_FAIL), op)
+        }
+        Outcome::Status(_) => (EventType::Fail, route.soft_fail.unwrap_or(GENERIC_FAIL), op),
+        Outcome::Cancelled => (EventType::Fail, CANCELLED, op),
+        Outcome::ServiceError | Outcome::Panicked => {
+            (EventType::Fail, route.error.unwrap_or(INTERNAL_ERROR), op)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GUID: &str = "4c4c4544-004b-4210-8033-b6c04f504633";
+
+    fn route_of(method: Method, path: &str) -> Option<&'static Route> {
+        recognize(&method, path)
+            .0
+            .map(|id| &ROUTES[usize::from(id)])
+    }
+
+    #[test]
+    fn every_route_in_the_table_is_recognized_as_itself() {
+        for (id, route) in ROUTES.iter().enumerate() {
+            let path = route.template.replace(":guid", GUID);
+            let (found, guid) = recognize(&route.method, &path);
+            assert_eq!(
+                found,
+                Some(id as RouteId),
+                "{} {}",
+                route.method,
+                route.template
+            );
+            assert_eq!(
+                guid.map(|g| g.as_str().to_owned()),
+                route.has_guid().then(|| GUID.to_owned())
+            );
+        }
+    }
+
+    #[test]
+    fn the_table_matches_the_mps_reference() {
+        let tsv = include_str!("../tests/data/mps-routes.tsv");
+        let rows: Vec<(&str, &str)> = tsv
+            .lines()
+            .skip(1)
+            .filter_map(|l| {
+                let mut cols = l.split('\t');
+                Some((cols.next()?, cols.next()?))
+            })
+            .collect();
+        assert_eq!(rows.len(), ROUTES.len());
+        for (method, path) in rows {
+            assert!(
+                ROUTES
+                    .iter()
+                    .any(|r| r.method.as_str() == method && r.template == path),
+                "{method} {path} missing"
+            );
+        }
+    }
+
+    #[test]
+    fn static_segments_win_over_the_guid() {
+        assert_eq!(
+            route_of(Method::GET, "/api/v1/devices/stats").map(|r| r.operation),
+            Some("getDeviceStats")
+        );
+        assert_eq!(
+            route_of(Method::GET, &format!("/api/v1/devices/{GUID}")).map(|r| r.operation),
+            Some("getDevice")
+        );
+        assert_eq!(
+            route_of(
+                Method::GET,
+                &format!("/api/v1/amt/userConsentCode/cancel/{GUID}")
+            )
+            .map(|r| r.operation),
+            Some("Cancel_User_Consent_Code")
+        );
+    }
+
+    #[test]
+    fn unknown_paths_and_methods_have_no_route() {
+        let cases = [
+            (Method::GET, "/"),
+            (Method::GET, "/api/v1/nope"),
+            (Method::PUT, "/api/v1/devices"),
+            (Method::GET, "/api/v1/amt/power/action/x"),
+            (Method::GET, "/api/v1/devices/stats/extra"),
+        ];
+        for (method, path) in cases {
+            assert!(route_of(method.clone(), path).is_none(), "{method} {path}");
+        }
+    }
+
+    #[test]
+    fn guid_is_kept_only_in_uuid_form() {
+        assert_eq!(
+            Guid::parse(GUID).map(|g| g.as_str().to_owned()),
+            Some(GUID.to_owned())
+        );
+        let upper = GUID.to_uppercase();
+        assert_eq!(
+            Guid::parse(&upper).map(|g| g.as_str().to_owned()),
+            Some(upper),
+            "case kept as sent"
+        );
+        for bad in [
+            "",
+            "x",
+            &GUID[1..],
+            &format!("{GUID}0"),
+            "4c4c4544-004b-4210-8033_b6c04f504633",
+            "4c4c4544-004b-4210-8033-b6c04f50463g",
+        ] {
+            assert!(Guid::parse(bad).is_none(), "{bad}");
+        }
+        let (route, guid) = recognize(&Method::GET, "/api/v1/devices/not-a-guid");
+        assert!(route.is_some());
+        assert!(guid.is_none());
+    }
+
+    #[test]
+    fn messages_follow_mps_per_outcome() {
+        let power = route_of(Method::POST, &format!("/api/v1/amt/power/action/{GUID}"));
+        let state = route_of(Method::GET, &format!("/api/v1/amt/power/state/{GUID}"));
+        let devices = route_of(Method::GET, "/api/v1/devices");
+        let health = route_of(Method::GET, "/api/v1/health");
+        let cases = [
+            (
+                power,
+                Outcome::Status(200),
+                (
+                    EventType::Success,
+                    "Power Action requested",
+                    "AMT_PowerAction",
+                ),
+            ),
+            (
+                power,
+                Outcome::Status(404),
+                (EventType::Fail, "Device Not Found", "CIRA_Connection"),
+            ),
+            (
+                power,
+                Outcome::Status(500),
+                (EventType::Fail, "Internal Service Error", "AMT_PowerAction"),
+            ),
+            (
+                power,
+                Outcome::Status(400),
+                (EventType::Fail, "Request failed", "AMT_PowerAction"),
+            ),
+            (
+                power,
+                Outcome::ServiceError,
+                (EventType::Fail, "Internal Service Error", "AMT_PowerAction"),
+            ),
+            (
+                power,
+                Outcome::Cancelled,
+                (EventType::Fail, CANCELLED, "AMT_PowerAction"),
+            ),
+            (
+                state,
+                Outcome::Status(200),
+                (
+                    EventType::Success,
+                    "Power State requested",
+                    "AMT_PowerState",
+                ),
+            ),
+            (
+                state,
+                Outcome::Status(400),
+                (
+                    EventType::Fail,
+                    "Power State request failed",
+                    "AMT_PowerState",
+                ),
+            ),
+            (
+                devices,
+                Outcome::Status(200),
+                (EventType::Success, "Request succeeded", "getAllDevices"),
+            ),
+            (
+                devices,
+                Outcome::Status(404),
+                (EventType::Fail, "Request failed", "getAllDevices"),
+            ),
+            (
+                health,
+                Outcome::Status(500),
+                (EventType::Fail, "Health Check Failed", "getHealthCheck"),
+            ),
+            (
+                health,
+                Outcome::Status(503),
+                (EventType::Fail, "Health Check Failed", "getHealthCheck"),
+            ),
+            (
+                None,
+                Outcome::Status(302),
+                (EventType::Success, "Request succeeded", "unknown"),
+            ),
+            (
+                None,
+                Outcome::Status(404),
+                (EventType::Fail, "Request failed", "unknown"),
+            ),
+            (
+                None,
+                Outcome::Panicked,
+                (EventType::Fail, "Internal Service Error", "unknown"),
+            ),
+        ];
+        for (route, outcome, expected) in cases {
+            assert_eq!(
+                describe(route, outcome),
+                expected,
+                "{:?} {outcome:?}",
+                route.map(|r| r.template)
+            );
+        }
+    }
+}
