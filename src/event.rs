@@ -126,7 +126,7 @@ impl Record {
         let route = self.route.map(|id| &routes::ROUTES[usize::from(id)]);
         let (kind, message, operation) = routes::describe(route, self.outcome);
         let guid = match route {
-            Some(r) if r.has_guid() => self.guid.map(|g| g.as_str().to_owned()),
+            Some(r) if r.has_guid() => self.guid.as_ref().and_then(Guid::as_str).map(str::to_owned),
             _ => None,
         };
         let status = match self.outcome {
@@ -245,6 +245,19 @@ mod tests {
         assert_eq!(error["message"], "Internal Service Error");
         assert_eq!(error["guid"], GUID);
         assert_eq!(error["http"]["status"], serde_json::Value::Null);
+    }
+
+    #[test]
+    fn malformed_guids_are_left_out() {
+        let bad = "4c4c4544-004b-4210-8033-b6c04f50463\"";
+        let r = record(
+            Method::GET,
+            &format!("/api/v1/amt/power/state/{bad}"),
+            Outcome::Status(400),
+        );
+        let event = json_of(&r);
+        assert_eq!(event["http"]["path"], "/api/v1/amt/power/state/:guid");
+        assert_eq!(event.get("guid"), None);
     }
 
     #[test]

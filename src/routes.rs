@@ -110,77 +110,100 @@ pub(crate) static ROUTES: [Route; 33] = [
 /// Index into [`ROUTES`].
 pub(crate) type RouteId = u8;
 
-/// Methods MPS routes use, in the order of [`Slots`].
+/// Methods MPS routes use; a route's method is stored as its position here.
 const METHODS: [Method; 4] = [Method::GET, Method::POST, Method::PATCH, Method::DELETE];
 
-/// For one path: the route of each method in [`METHODS`].
-type Slots = [Option<RouteId>; 4];
+/// One way to reach a route: its method, and its path without the `/:guid` segment.
+#[derive(Debug)]
+struct Key {
+    method: usize,
+    has_guid: bool,
+    path: &'static str,
+    id: RouteId,
+}
 
-static ROUTER: LazyLock<matchit::Router<Slots>> = LazyLock::new(|| {
-    let mut paths: Vec<(String, Slots)> = Vec::new();
+/// The routes by the length of their key path, so that a lookup compares one or two strings.
+static INDEX: LazyLock<Vec<Vec<Key>>> = LazyLock::new(|| {
+    let mut index: Vec<Vec<Key>> = Vec::new();
     for (id, route) in ROUTES.iter().enumerate() {
-        let path = route.template.replace(":guid", "{guid}");
-        let slot = METHODS
+        let method = METHODS
             .iter()
             .position(|m| *m == route.method)
-            .expect("MPS method");
-        let index = match paths.iter().position(|(p, _)| *p == path) {
-            Some(i) => i,
-            None => {
-                paths.push((path, [None; 4]));
-                paths.len() - 1
-            }
+            .expect("an MPS method");
+        let (path, has_guid) = match route.template.strip_suffix("/:guid") {
+            Some(prefix) => (prefix, true),
+            None => (route.template, false),
         };
-        paths[index].1[slot] = Some(RouteId::try_from(id).expect("fewer than 256 routes"));
+        if index.len() <= path.len() {
+            index.resize_with(path.len() + 1, Vec::new);
+        }
+        let id = RouteId::try_from(id).expect("fewer than 256 routes");
+        index[path.len()].push(Key {
+            method,
+            has_guid,
+            path,
+            id,
+        });
     }
-    let mut router = matchit::Router::new();
-    for (path, slots) in paths {
-        router
-            .insert(path, slots)
-            .expect("MPS routes do not conflict");
-    }
-    router
+    index
 });
 
-/// A device GUID as MPS's validator accepts it: 36 characters, hex digits and dashes in the
-/// UUID layout, kept as sent. Anything else is not put in an event.
+fn find(method: usize, path: &str, has_guid: bool) -> Option<RouteId> {
+    INDEX
+        .get(path.len())?
+        .iter()
+        .find(|k| k.method == method && k.has_guid == has_guid && k.path == path)
+        .map(|k| k.id)
+}
+
+/// A device GUID candidate: the last path segment of a route with a guid, when it has the
+/// length of a UUID. It is checked off the request path, by [`Guid::as_str`].
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Guid([u8; 36]);
 
 impl Guid {
-    pub(crate) fn parse(s: &str) -> Option<Self> {
-        let bytes: [u8; 36] = s.as_bytes().try_into().ok()?;
-        let valid = bytes.iter().enumerate().all(|(i, b)| match i {
+    /// Keeps `segment` if it is 36 bytes long.
+    pub(crate) fn new(segment: &str) -> Option<Self> {
+        segment.as_bytes().try_into().ok().map(Self)
+    }
+
+    /// The GUID as sent, if it has the UUID layout MPS's validator accepts (hex digits, dashes
+    /// at 8, 13, 18 and 23, any case); anything else is never put in an event.
+    pub(crate) fn as_str(&self) -> Option<&str> {
+        let valid = self.0.iter().enumerate().all(|(i, b)| match i {
             8 | 13 | 18 | 23 => *b == b'-',
             _ => b.is_ascii_hexdigit(),
         });
-        valid.then_some(Self(bytes))
-    }
-
-    pub(crate) fn as_str(&self) -> &str {
-        // Only ASCII is ever stored (checked in `parse`).
-        std::str::from_utf8(&self.0).unwrap_or_default()
+        if valid {
+            std::str::from_utf8(&self.0).ok()
+        } else {
+            None
+        }
     }
 }
 
 impl std::fmt::Debug for Guid {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
+        f.write_str(self.as_str().unwrap_or("<not a guid>"))
     }
 }
 
-/// The MPS route of a request, and its device guid when the path has one in UUID form.
+/// The MPS route of a request and, for a route with a guid, the last path segment as a
+/// candidate. Cheap enough for the request path: a few string comparisons, no allocation.
 pub(crate) fn recognize(method: &Method, path: &str) -> (Option<RouteId>, Option<Guid>) {
-    let Some(slot) = METHODS.iter().position(|m| m == method) else {
+    let Some(method) = METHODS.iter().position(|m| m == method) else {
         return (None, None);
     };
-    let Ok(found) = ROUTER.at(path) else {
-        return (None, None);
-    };
-    let Some(id) = found.value[slot] else {
-        return (None, None);
-    };
-    (Some(id), found.params.get("guid").and_then(Guid::parse))
+    if let Some(id) = find(method, path, false) {
+        return (Some(id), None);
+    }
+    match path.rsplit_once('/') {
+        Some((prefix, last)) if !last.is_empty() => match find(method, prefix, true) {
+            Some(id) => (Some(id), Guid::new(last)),
+            None => (None, None),
+        },
+        _ => (None, None),
+    }
 }
 
 /// What the event of a request says: its type, `message` and `methods` value.
@@ -241,7 +264,7 @@ mod tests {
                 route.template
             );
             assert_eq!(
-                guid.map(|g| g.as_str().to_owned()),
+                guid.and_then(|g| g.as_str().map(str::to_owned)),
                 route.has_guid().then(|| GUID.to_owned())
             );
         }
@@ -305,16 +328,10 @@ mod tests {
 
     #[test]
     fn guid_is_kept_only_in_uuid_form() {
-        assert_eq!(
-            Guid::parse(GUID).map(|g| g.as_str().to_owned()),
-            Some(GUID.to_owned())
-        );
+        let kept = |s: &str| Guid::new(s).and_then(|g| g.as_str().map(str::to_owned));
+        assert_eq!(kept(GUID), Some(GUID.to_owned()));
         let upper = GUID.to_uppercase();
-        assert_eq!(
-            Guid::parse(&upper).map(|g| g.as_str().to_owned()),
-            Some(upper),
-            "case kept as sent"
-        );
+        assert_eq!(kept(&upper), Some(upper), "case kept as sent");
         for bad in [
             "",
             "x",
@@ -322,12 +339,18 @@ mod tests {
             &format!("{GUID}0"),
             "4c4c4544-004b-4210-8033_b6c04f504633",
             "4c4c4544-004b-4210-8033-b6c04f50463g",
+            "4c4c4544-004b-4210-8033-b6c04f50463\u{e9}",
         ] {
-            assert!(Guid::parse(bad).is_none(), "{bad}");
+            assert_eq!(kept(bad), None, "{bad}");
         }
         let (route, guid) = recognize(&Method::GET, "/api/v1/devices/not-a-guid");
-        assert!(route.is_some());
-        assert!(guid.is_none());
+        assert_eq!(
+            route.map(|id| ROUTES[usize::from(id)].operation),
+            Some("getDevice")
+        );
+        assert_eq!(guid, None);
+        let (route, _) = recognize(&Method::GET, "/api/v1/devices/");
+        assert_eq!(route, None, "an empty guid segment is no route");
     }
 
     #[test]
