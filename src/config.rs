@@ -1,6 +1,7 @@
 //! Configuration: environment variables, their defaults, and pure parsing of each value.
 
 use std::fmt;
+use std::time::Duration;
 
 use url::Url;
 
@@ -25,6 +26,10 @@ pub const DEFAULT_PORT: u16 = 1883;
 pub const DEFAULT_QUEUE_CAPACITY: usize = 8192;
 /// The largest queue capacity accepted (the queue is allocated up front).
 pub const MAX_QUEUE_CAPACITY: usize = 1 << 20;
+/// First delay before reconnecting to a broker that went away or never answered.
+pub const DEFAULT_RECONNECT_MIN: Duration = Duration::from_millis(100);
+/// Longest delay between reconnect attempts: a broker that returns is found within it.
+pub const DEFAULT_RECONNECT_MAX: Duration = Duration::from_secs(5);
 
 /// The MQTT quality of service events are published with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -81,6 +86,7 @@ pub(crate) struct Config {
     pub(crate) qos: Qos,
     pub(crate) client_id: String,
     pub(crate) queue_capacity: usize,
+    pub(crate) reconnect: (Duration, Duration),
 }
 
 /// A raw value and the name of the setting it came from, for error messages.
@@ -116,6 +122,7 @@ pub struct Builder {
     qos: Qos,
     client_id: Option<Setting<String>>,
     queue_capacity: Option<Setting<usize>>,
+    reconnect: Option<(Duration, Duration)>,
 }
 
 impl fmt::Debug for Builder {
@@ -129,6 +136,7 @@ impl fmt::Debug for Builder {
                 "queue_capacity",
                 &self.queue_capacity.as_ref().map(|c| c.value),
             )
+            .field("reconnect_backoff", &self.reconnect)
             .finish()
     }
 }
@@ -242,6 +250,17 @@ impl Builder {
         self
     }
 
+    /// Delays between reconnect attempts: the first is `min`, each failed attempt doubles it
+    /// up to `max`, and each delay is drawn at random from its upper half so that replicas
+    /// spread out. A connection that held for 10 s resets the delay to `min`; one that breaks
+    /// sooner (a duplicate client id, a broker that accepts then closes) keeps doubling it, so
+    /// nothing reconnects in a tight loop. Defaults to [`DEFAULT_RECONNECT_MIN`] (100 ms) and
+    /// [`DEFAULT_RECONNECT_MAX`] (5 s).
+    pub fn reconnect_backoff(mut self, min: Duration, max: Duration) -> Self {
+        self.reconnect = Some((min, max));
+        self
+    }
+
     /// Checks every value and builds the layer; it is disabled when no address was given.
     ///
     /// # Errors
@@ -274,12 +293,20 @@ impl Builder {
             Some(c) => check_capacity(c.name, c.value)?,
             None => DEFAULT_QUEUE_CAPACITY,
         };
+        let reconnect = match self.reconnect {
+            Some((min, max)) if min.is_zero() || max < min => {
+                return Err(ConfigError::InvalidBackoff { min, max });
+            }
+            Some(backoff) => backoff,
+            None => (DEFAULT_RECONNECT_MIN, DEFAULT_RECONNECT_MAX),
+        };
         Ok(Some(Config {
             broker,
             topic,
             qos: self.qos,
             client_id,
             queue_capacity,
+            reconnect,
         }))
     }
 }
@@ -747,6 +774,31 @@ mod tests {
         assert!(
             err.to_string().starts_with("invalid address \"htp://b\""),
             "{err}"
+        );
+    }
+
+    #[test]
+    fn reconnect_backoff_must_grow_from_a_positive_delay() {
+        let build = |min, max| {
+            Builder::default()
+                .address("mqtt://b")
+                .reconnect_backoff(min, max)
+                .into_config()
+        };
+        let ms = Duration::from_millis;
+        let config = build(ms(10), ms(10)).expect("valid").expect("enabled");
+        assert_eq!(config.reconnect, (ms(10), ms(10)));
+        let err = build(ms(0), ms(10)).expect_err("zero");
+        assert_eq!(
+            err.to_string(),
+            "invalid reconnect_backoff (0ns, 10ms): expected 0 < min <= max"
+        );
+        assert!(build(ms(20), ms(10)).is_err());
+        let default = Builder::default().address("mqtt://b").into_config();
+        let default = default.expect("valid").expect("enabled");
+        assert_eq!(
+            default.reconnect,
+            (DEFAULT_RECONNECT_MIN, DEFAULT_RECONNECT_MAX)
         );
     }
 

@@ -89,6 +89,15 @@ pub enum ConfigError {
         /// The largest capacity accepted.
         max: usize,
     },
+    /// The reconnect delays set with
+    /// [`Builder::reconnect_backoff`](crate::Builder::reconnect_backoff) cannot work.
+    #[error("invalid reconnect_backoff ({min:?}, {max:?}): expected 0 < min <= max")]
+    InvalidBackoff {
+        /// The first delay given.
+        min: Duration,
+        /// The longest delay given.
+        max: Duration,
+    },
     /// An environment variable holds bytes that are not UTF-8.
     #[error("invalid {name}: the value is not valid UTF-8")]
     NotUnicode {

@@ -24,7 +24,7 @@ pub enum EventType {
 ///
 /// ```json
 /// {"type":"success","message":"Power Action requested","methods":["AMT_PowerAction"],
-///  "guid":"4c4c4544-004b-4210-8033-b6c04f504633","timestamp":1764108000123,
+///  "guid":"4c4c4544-004b-4210-8033-b6c04f504633","timestamp":1764108000123,"id":"1f0e9a7c3b2d4e5f-42",
 ///  "http":{"method":"POST","path":"/api/v1/amt/power/action/:guid","status":200,"latency_ms":0.412}}
 /// ```
 ///
@@ -48,6 +48,10 @@ pub struct Event {
     pub guid: Option<String>,
     /// When the response was ready, in milliseconds since the Unix epoch.
     pub timestamp: u64,
+    /// Unique per event and the same when an event is sent again after a reconnect (QoS 1
+    /// delivers at least once): subscribers drop duplicates by it. Absent in MPS's events.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
     /// The HTTP exchange; absent in events published by MPS itself.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub http: Option<HttpInfo>,
@@ -122,7 +126,7 @@ impl Record {
     }
 
     /// The event of this request, stamped with `timestamp`.
-    pub(crate) fn event(&self, timestamp: u64) -> Event {
+    pub(crate) fn event(&self, timestamp: u64, id: String) -> Event {
         let route = self.route.map(|id| &routes::ROUTES[usize::from(id)]);
         let (kind, message, operation) = routes::describe(route, self.outcome);
         let guid = match route {
@@ -140,6 +144,7 @@ impl Record {
             methods: vec![Cow::Borrowed(operation)],
             guid,
             timestamp,
+            id: Some(id),
             http: Some(HttpInfo {
                 method: Cow::Borrowed(self.method),
                 path: route.map(|r| Cow::Borrowed(r.template)),
@@ -170,7 +175,8 @@ mod tests {
     }
 
     fn json_of(record: &Record) -> serde_json::Value {
-        let bytes = serde_json::to_vec(&record.event(1_700_000_000_123)).expect("serializes");
+        let bytes = serde_json::to_vec(&record.event(1_700_000_000_123, "e-1".to_owned()))
+            .expect("serializes");
         serde_json::from_slice(&bytes).expect("valid JSON")
     }
 
@@ -181,11 +187,12 @@ mod tests {
             &format!("/api/v1/amt/power/action/{GUID}"),
             Outcome::Status(200),
         );
-        let text = serde_json::to_string(&r.event(1_700_000_000_123)).expect("serializes");
+        let text = serde_json::to_string(&r.event(1_700_000_000_123, "e-1".to_owned()))
+            .expect("serializes");
         assert_eq!(
             text,
             format!(
-                r#"{{"type":"success","message":"Power Action requested","methods":["AMT_PowerAction"],"guid":"{GUID}","timestamp":1700000000123,"http":{{"method":"POST","path":"/api/v1/amt/power/action/:guid","status":200,"latency_ms":1.234}}}}"#
+                r#"{{"type":"success","message":"Power Action requested","methods":["AMT_PowerAction"],"guid":"{GUID}","timestamp":1700000000123,"id":"e-1","http":{{"method":"POST","path":"/api/v1/amt/power/action/:guid","status":200,"latency_ms":1.234}}}}"#
             )
         );
     }
@@ -200,7 +207,7 @@ mod tests {
         assert_eq!(
             json_of(&r),
             json!({"type":"fail","message":"Device Not Found","methods":["CIRA_Connection"],"guid":GUID,
-                   "timestamp":1_700_000_000_123_u64,
+                   "timestamp":1_700_000_000_123_u64, "id":"e-1",
                    "http":{"method":"GET","path":"/api/v1/amt/hardwareInfo/:guid","status":404,"latency_ms":1.234}})
         );
     }
@@ -211,7 +218,7 @@ mod tests {
         assert_eq!(
             json_of(&r),
             json!({"type":"success","message":"Request succeeded","methods":["getDeviceStats"],
-                   "timestamp":1_700_000_000_123_u64,
+                   "timestamp":1_700_000_000_123_u64, "id":"e-1",
                    "http":{"method":"GET","path":"/api/v1/devices/stats","status":200,"latency_ms":1.234}})
         );
     }
@@ -226,7 +233,7 @@ mod tests {
         assert_eq!(
             json_of(&r),
             json!({"type":"fail","message":"Request failed","methods":["unknown"],
-                   "timestamp":1_700_000_000_123_u64,
+                   "timestamp":1_700_000_000_123_u64, "id":"e-1",
                    "http":{"method":"GET","path":null,"status":404,"latency_ms":1.234}})
         );
     }

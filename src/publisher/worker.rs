@@ -1,281 +1,38 @@
-//! The publisher: the bounded queue the request path writes to, and the task that owns the
-//! MQTT connection and empties the queue into it.
-//!
-//! The request path ([`Shared::push`]) does one lock-free `push` into a fixed-size
-//! [`ArrayQueue`] and two atomic loads; it never awaits, allocates or wakes anything while the
-//! task is busy. The task drains the queue on a short tick while there is work and parks only
-//! after a quiet spell, so wake-ups (a futex on the request thread) happen at most once per
-//! quiet spell, not once per event.
-//!
-//! rumqttc keeps its own buffers (a request channel, an in-flight window, and a `pending` list
-//! it refills on every error); the task bounds them by handing rumqttc at most [`WINDOW`]
-//! unconfirmed events and only while connected, clears rumqttc's pending list on every error,
-//! and keeps every unconfirmed event itself, to send again after a reconnect. Our queue is
-//! the only buffer that grows, and our counters are the only truth about delivery.
+//! The publisher task: owns the rumqttc event loop, feeds it from the queue, tracks what is
+//! unconfirmed, reconnects with backoff, flushes and shuts down.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use crossbeam_queue::ArrayQueue;
 use rumqttc::{AsyncClient, ConnectionError, EventLoop, MqttOptions, MqttState, Outgoing, Packet};
-use tokio::sync::{Notify, mpsc, oneshot};
+use tokio::sync::oneshot;
 use tokio::time::{Instant, sleep, sleep_until};
 
+use super::{CLOSED, Control, IDLE, RUNNING, SHUT_DOWN, Shared, Task};
 use crate::config::{Config, Qos};
 use crate::event::Record;
-use crate::handle::{PublisherState, Stats};
 
 /// Most events handed to rumqttc and not yet confirmed (written at QoS 0, acknowledged at
 /// QoS 1). rumqttc's request channel and in-flight window are sized from it.
-pub(crate) const WINDOW: usize = 256;
+pub(super) const WINDOW: usize = 256;
 /// How often the task empties the queue while events keep coming.
 const TICK: Duration = Duration::from_millis(5);
 /// Empty ticks after which the task parks until a request wakes it.
 const IDLE_AFTER_TICKS: u32 = 20;
 /// A parked task looks at the queue at least this often, whatever happens.
 const IDLE_RECHECK: Duration = Duration::from_secs(1);
-/// First reconnect delay; doubles per failed attempt up to [`BACKOFF_MAX`], with jitter.
-const BACKOFF_MIN: Duration = Duration::from_millis(100);
-/// Longest reconnect delay, so a broker that returns is found again within this time.
-const BACKOFF_MAX: Duration = Duration::from_secs(5);
+/// A connection that held this long resets the reconnect delay to its minimum.
+const STABLE_CONNECTION: Duration = Duration::from_secs(10);
 /// MQTT keep-alive: a silent broker is detected within about twice this.
 const KEEP_ALIVE: Duration = Duration::from_secs(15);
 /// Largest PUBLISH we send; an event is far smaller unless the topic is huge.
 const MAX_PACKET: usize = 128 * 1024;
-/// How long dropping the last layer or handle lets the task deliver what is queued.
-pub(crate) const DROP_FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
-
-// Publisher states, in order: events are refused from `CLOSED` on.
-const NOT_STARTED: u8 = 0;
-const RUNNING: u8 = 1;
-const IDLE: u8 = 2;
-const CLOSED: u8 = 3;
-const SHUT_DOWN: u8 = 4;
-const STOPPED: u8 = 5;
-
-/// A request to the task from a handle.
-#[derive(Debug)]
-pub(crate) enum Control {
-    /// Reply once every event queued before this message is delivered or failed.
-    Flush(oneshot::Sender<()>),
-    /// Stop accepting, drain until `deadline`, disconnect, then reply (if anyone listens).
-    Shutdown {
-        deadline: Instant,
-        reply: Option<oneshot::Sender<()>>,
-    },
-}
-
-#[derive(Debug, Default)]
-struct Counters {
-    dropped_queue_full: AtomicU64,
-    dropped_closed: AtomicU64,
-    dequeued: AtomicU64,
-    published: AtomicU64,
-    acknowledged: AtomicU64,
-    failed: AtomicU64,
-    reconnects: AtomicU64,
-    in_flight: AtomicU64,
-    undelivered_at_shutdown: AtomicU64,
-    connected: AtomicBool,
-}
-
-/// What the layer, its services and the handles share with the task.
-#[derive(Debug)]
-pub(crate) struct Shared {
-    queue: ArrayQueue<Record>,
-    state: AtomicU8,
-    wake: Notify,
-    counters: Counters,
-    qos: Qos,
-    control: mpsc::Sender<Control>,
-    /// The task, until it is spawned on the first request or handle call.
-    task: Mutex<Option<Task>>,
-    stop_reason: Mutex<Option<String>>,
-}
-
-/// Everything the task needs, built with the layer and spawned lazily.
-#[derive(Debug)]
-pub(crate) struct Task {
-    config: Config,
-    control: mpsc::Receiver<Control>,
-}
-
-impl Shared {
-    pub(crate) fn new(config: Config) -> Arc<Self> {
-        let (control_tx, control_rx) = mpsc::channel(64);
-        Arc::new(Self {
-            queue: ArrayQueue::new(config.queue_capacity),
-            state: AtomicU8::new(NOT_STARTED),
-            wake: Notify::new(),
-            counters: Counters::default(),
-            qos: config.qos,
-            control: control_tx,
-            task: Mutex::new(Some(Task {
-                config,
-                control: control_rx,
-            })),
-            stop_reason: Mutex::new(None),
-        })
-    }
-
-    /// Hands one event to the publisher, or counts it as dropped. Never blocks.
-    #[inline]
-    pub(crate) fn push(self: &Arc<Self>, record: Record) {
-        if self.state.load(Ordering::Acquire) >= CLOSED {
-            self.counters.dropped_closed.fetch_add(1, Ordering::Relaxed);
-            return;
-        }
-        if self.queue.push(record).is_err() {
-            self.dropped_full();
-            return;
-        }
-        // Read after the push (SeqCst, as the task's store of IDLE): either we see IDLE and
-        // wake it, or its re-check of the queue sees our event.
-        let state = self.state.load(Ordering::SeqCst);
-        if state != RUNNING {
-            self.kick(state);
-        }
-    }
-
-    #[cold]
-    fn dropped_full(&self) {
-        if self
-            .counters
-            .dropped_queue_full
-            .fetch_add(1, Ordering::Relaxed)
-            == 0
-        {
-            tracing::warn!(
-                capacity = self.queue.capacity(),
-                "MQTT event queue full: dropping new events (counted in dropped_queue_full)"
-            );
-        }
-    }
-
-    #[cold]
-    fn kick(self: &Arc<Self>, state: u8) {
-        match state {
-            IDLE if self
-                .state
-                .compare_exchange(IDLE, RUNNING, Ordering::SeqCst, Ordering::Relaxed)
-                .is_ok() =>
-            {
-                self.wake.notify_one();
-            }
-            NOT_STARTED => self.start(),
-            _ => {}
-        }
-    }
-
-    /// Spawns the task on the current Tokio runtime, once; outside a runtime it waits for a
-    /// later call (events queue meanwhile).
-    pub(crate) fn start(self: &Arc<Self>) {
-        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
-            return;
-        };
-        let Some(task) = self
-            .task
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take()
-        else {
-            return;
-        };
-        let _ =
-            self.state
-                .compare_exchange(NOT_STARTED, RUNNING, Ordering::SeqCst, Ordering::Relaxed);
-        runtime.spawn(supervise(Arc::clone(self), task));
-    }
-
-    /// Whether the task has ended (shut down or died): queued events will not be sent.
-    pub(crate) fn has_ended(&self) -> bool {
-        self.state.load(Ordering::Acquire) >= SHUT_DOWN
-    }
-
-    pub(crate) fn stop_reason(&self) -> Option<String> {
-        self.stop_reason
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
-    }
-
-    pub(crate) fn control(&self) -> &mpsc::Sender<Control> {
-        &self.control
-    }
-
-    pub(crate) fn undelivered_at_shutdown(&self) -> u64 {
-        self.counters
-            .undelivered_at_shutdown
-            .load(Ordering::Acquire)
-    }
-
-    /// Asks the task to drain and stop because nobody can use the layer any more.
-    pub(crate) fn release(&self) {
-        if self.state.load(Ordering::Acquire) == NOT_STARTED {
-            return;
-        }
-        let deadline = Instant::now() + DROP_FLUSH_TIMEOUT;
-        let _ = self.control.try_send(Control::Shutdown {
-            deadline,
-            reply: None,
-        });
-    }
-
-    pub(crate) fn stats(&self) -> Stats {
-        let c = &self.counters;
-        let load = |a: &AtomicU64| a.load(Ordering::Acquire);
-        let queue_len = self.queue.len() as u64;
-        let published = load(&c.published);
-        let acknowledged = load(&c.acknowledged);
-        Stats {
-            enqueued: load(&c.dequeued) + queue_len,
-            dropped_queue_full: load(&c.dropped_queue_full),
-            dropped_closed: load(&c.dropped_closed),
-            published,
-            acknowledged,
-            delivered: match self.qos {
-                Qos::AtMostOnce => published,
-                Qos::AtLeastOnce => acknowledged,
-            },
-            failed: load(&c.failed),
-            reconnects: load(&c.reconnects),
-            queue_len,
-            in_flight: load(&c.in_flight),
-            connected: c.connected.load(Ordering::Acquire),
-            state: match self.state.load(Ordering::Acquire) {
-                NOT_STARTED => PublisherState::NotStarted,
-                RUNNING | IDLE => PublisherState::Running,
-                CLOSED => PublisherState::ShuttingDown,
-                SHUT_DOWN => PublisherState::ShutDown,
-                _ => PublisherState::Stopped,
-            },
-        }
-    }
-
-    /// The task ended: refuse new events, count what it left as failed, say why once.
-    fn stopped(&self, reason: String, left_in_flight: u64) {
-        self.state.store(STOPPED, Ordering::SeqCst);
-        let mut failed = left_in_flight;
-        while self.queue.pop().is_some() {
-            self.counters.dequeued.fetch_add(1, Ordering::Relaxed);
-            failed += 1;
-        }
-        self.counters.failed.fetch_add(failed, Ordering::Relaxed);
-        self.counters.in_flight.store(0, Ordering::Release);
-        self.counters.connected.store(false, Ordering::Release);
-        tracing::error!(reason = %reason, undelivered = failed, "MQTT event publisher stopped");
-        *self
-            .stop_reason
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner) = Some(reason);
-    }
-}
 
 /// Runs the task and makes its death visible: if it panics, the layer keeps serving and the
-/// handle reports the publisher as stopped, with the reason.
-async fn supervise(shared: Arc<Shared>, task: Task) {
+/// handle reports the publisher as stopped, with the panic message.
+pub(super) async fn supervise(shared: Arc<Shared>, task: Task) {
     let worker = tokio::spawn(run(Arc::clone(&shared), task));
     if let Err(err) = worker.await {
         let reason = if err.is_panic() {
@@ -289,8 +46,20 @@ async fn supervise(shared: Arc<Shared>, task: Task) {
         } else {
             "publisher task was cancelled".to_owned()
         };
-        let left = shared.counters.in_flight.load(Ordering::Acquire);
-        shared.stopped(reason, left);
+        shared.stopped(reason);
+    }
+}
+
+/// Marks the publisher stopped if the task is dropped before it finished, as when its Tokio
+/// runtime shuts down (then [`supervise`] is dropped too and cannot tell).
+struct Alive(Arc<Shared>);
+
+impl Drop for Alive {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            self.0
+                .stopped("publisher task was cancelled: its Tokio runtime shut down".to_owned());
+        }
     }
 }
 
@@ -331,18 +100,21 @@ impl Tracker {
     }
 }
 
-/// Reconnect delays: exponential from [`BACKOFF_MIN`] to [`BACKOFF_MAX`], each drawn from
-/// its upper half so that replicas spread out.
-#[derive(Debug, Default)]
+/// Reconnect delays: exponential from `min` to `max`, each drawn from its upper half so that
+/// replicas spread out.
+#[derive(Debug)]
 struct Backoff {
+    min: Duration,
+    max: Duration,
     failures: u32,
 }
 
 impl Backoff {
     fn next_delay(&mut self) -> Duration {
-        let exp = BACKOFF_MIN
+        let exp = self
+            .min
             .saturating_mul(1 << self.failures.min(16))
-            .min(BACKOFF_MAX);
+            .min(self.max);
         self.failures = self.failures.saturating_add(1);
         let half = exp / 2;
         half + half.mul_f64((crate::random_u64() % 1000) as f64 / 1000.0)
@@ -361,7 +133,10 @@ struct Worker {
     next_seq: u64,
     connected: bool,
     ever_connected: bool,
+    connected_at: Instant,
     backoff: Backoff,
+    /// Random per task: event ids are `<instance>-<seq>`, unique across processes.
+    instance: u64,
     flushes: Vec<(u64, oneshot::Sender<()>)>,
     shutdown: Option<(Instant, Option<oneshot::Sender<()>>)>,
     empty_ticks: u32,
@@ -424,12 +199,19 @@ async fn run(shared: Arc<Shared>, task: Task) {
         next_seq: 0,
         connected: false,
         ever_connected: false,
-        backoff: Backoff::default(),
+        connected_at: Instant::now(),
+        backoff: Backoff {
+            min: config.reconnect.0,
+            max: config.reconnect.1,
+            failures: 0,
+        },
+        instance: crate::random_u64(),
         flushes: Vec::new(),
         shutdown: None,
         empty_ticks: 0,
         too_large_logged: false,
     };
+    let alive = Alive(Arc::clone(&worker.shared));
     let mut conn = Box::pin(drive(eventloop, Duration::ZERO));
     loop {
         let park = worker.prepare_wait();
@@ -457,6 +239,7 @@ async fn run(shared: Arc<Shared>, task: Task) {
         }
     }
     worker.finish(conn).await;
+    drop(alive); // The state is SHUT_DOWN now: this marks nothing.
 }
 
 /// What the task waits for besides the connection and the handles.
@@ -557,12 +340,10 @@ impl Worker {
                         .reconnects
                         .fetch_add(1, Ordering::Relaxed);
                 }
-                if self.backoff.failures > 0 || !self.ever_connected {
-                    tracing::info!(attempts = self.backoff.failures + 1, "MQTT connected");
-                }
+                tracing::info!(attempts = self.backoff.failures + 1, "MQTT connected");
                 self.connected = true;
                 self.ever_connected = true;
-                self.backoff = Backoff::default();
+                self.connected_at = Instant::now();
                 self.shared
                     .counters
                     .connected
@@ -652,6 +433,9 @@ impl Worker {
             .counters
             .connected
             .store(false, Ordering::Release);
+        if was_connected && self.connected_at.elapsed() >= STABLE_CONNECTION {
+            self.backoff.failures = 0;
+        }
         let delay = self.backoff.next_delay();
         if self.shutdown.is_some() {
             tracing::debug!(%error, "MQTT connection closed during shutdown");
@@ -696,7 +480,11 @@ impl Worker {
                 },
             };
             fed = true;
-            let payload = match serde_json::to_vec(&entry.record.event(entry.timestamp)) {
+            let payload = match serde_json::to_vec(
+                &entry
+                    .record
+                    .event(entry.timestamp, self.event_id(entry.seq)),
+            ) {
                 Ok(payload) if payload.len() + self.topic.len() + 8 <= MAX_PACKET => payload,
                 other => {
                     self.fail_one(other.err().map(|e| e.to_string()));
@@ -719,6 +507,11 @@ impl Worker {
         }
         self.update_in_flight();
         fed
+    }
+
+    /// The `id` of an event: the same when it is sent again, different in every process.
+    fn event_id(&self, seq: u64) -> String {
+        format!("{:016x}-{seq}", self.instance)
     }
 
     fn fail_one(&mut self, why: Option<String>) {
