@@ -22,7 +22,7 @@ pub const ENV_QUEUE_CAPACITY: &str = "MPS_MQTT_QUEUE_CAPACITY";
 pub const DEFAULT_TOPIC: &str = "mps/events";
 /// Broker port used when the address names none.
 pub const DEFAULT_PORT: u16 = 1883;
-/// Events the queue holds by default: about 2 MiB reserved up front.
+/// Events the queue holds by default: under 1 MiB reserved up front.
 pub const DEFAULT_QUEUE_CAPACITY: usize = 8192;
 /// The largest queue capacity accepted (the queue is allocated up front).
 pub const MAX_QUEUE_CAPACITY: usize = 1 << 20;
@@ -238,7 +238,7 @@ impl Builder {
     /// [`Stats::dropped_queue_full`](crate::Stats::dropped_queue_full)). Overrides
     /// [`ENV_QUEUE_CAPACITY`]. Defaults to [`DEFAULT_QUEUE_CAPACITY`].
     ///
-    /// The queue is allocated up front, about 250 bytes an event, and is the only buffer
+    /// The queue is allocated up front, about 100 bytes an event, and is the only buffer
     /// that grows while the broker is away: choose the number of events to keep through
     /// the longest outage you want to bridge (requests per second × seconds), within the
     /// memory you can spare.

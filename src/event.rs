@@ -268,6 +268,12 @@ mod tests {
     }
 
     #[test]
+    fn a_queued_record_stays_small() {
+        // The queue reserves one slot per event up front; the docs promise about 100 bytes.
+        assert!(std::mem::size_of::<Record>() <= 104, "{}", std::mem::size_of::<Record>());
+    }
+
+    #[test]
     fn extension_methods_are_not_echoed() {
         let method = Method::from_bytes(b"SECRETVERB").expect("valid token");
         assert_eq!(method_name(&method), "OTHER");
