@@ -270,7 +270,11 @@ mod tests {
     #[test]
     fn a_queued_record_stays_small() {
         // The queue reserves one slot per event up front; the docs promise about 100 bytes.
-        assert!(std::mem::size_of::<Record>() <= 104, "{}", std::mem::size_of::<Record>());
+        assert!(
+            std::mem::size_of::<Record>() <= 104,
+            "{}",
+            std::mem::size_of::<Record>()
+        );
     }
 
     #[test]

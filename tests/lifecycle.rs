@@ -1,0 +1,151 @@
+//! When the publisher starts and stops: layers built before the runtime, flush and shutdown
+//! before any request, dropping every handle, and calling shutdown twice.
+
+mod support;
+
+use std::convert::Infallible;
+use std::time::Duration;
+
+use http::{Request, Response};
+use mps_mqtt_events::{MqttEventLayer, PublisherState};
+use support::{Broker, Subscriber, unique_topic};
+use tower::{Layer, ServiceExt, service_fn};
+
+const GUID: &str = "4c4c4544-004b-4210-8033-b6c04f504633";
+
+/// Sends one request through a layered trivial service, answering `status`.
+async fn call(layer: &MqttEventLayer, path: &str, status: u16) {
+    let inner = service_fn(move |_: Request<()>| async move {
+        let mut response = Response::new(());
+        *response.status_mut() = http::StatusCode::from_u16(status).expect("valid status");
+        Ok::<_, Infallible>(response)
+    });
+    let request = Request::post(path).body(()).expect("valid request");
+    let response = layer
+        .layer(inner)
+        .oneshot(request)
+        .await
+        .expect("infallible");
+    assert_eq!(response.status().as_u16(), status);
+}
+
+#[test]
+fn layer_built_before_the_runtime_publishes_once_it_runs() {
+    let broker = Broker::start();
+    let topic = unique_topic("before_runtime");
+    // No Tokio runtime exists yet: building the layer must neither panic nor spawn.
+    let layer = MqttEventLayer::builder()
+        .address(broker.url())
+        .topic(&topic)
+        .build()
+        .expect("valid config");
+    let handle = layer.handle();
+    assert_eq!(handle.stats().state, PublisherState::NotStarted);
+
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    runtime.block_on(async {
+        let mut subscriber = Subscriber::connect(&broker.url(), &topic).await;
+        call(&layer, &format!("/api/v1/amt/power/action/{GUID}"), 200).await;
+        handle
+            .flush(Duration::from_secs(10))
+            .await
+            .expect("delivered");
+        let event = subscriber
+            .next(Duration::from_secs(5))
+            .await
+            .expect("event arrives");
+        assert_eq!(event.payload["message"], "Power Action requested");
+        assert_eq!(handle.stats().state, PublisherState::Running);
+        handle.shutdown(Duration::from_secs(5)).await;
+    });
+}
+
+#[tokio::test]
+async fn flush_and_shutdown_before_any_request_return_at_once() {
+    let broker = Broker::start();
+    let layer = MqttEventLayer::builder()
+        .address(broker.url())
+        .topic(unique_topic("idle"))
+        .build()
+        .expect("valid config");
+    let handle = layer.handle();
+    handle
+        .flush(Duration::from_secs(5))
+        .await
+        .expect("nothing to flush");
+    let report = handle.shutdown(Duration::from_secs(5)).await;
+    assert_eq!(
+        (report.delivered, report.undelivered, report.dropped),
+        (0, 0, 0)
+    );
+    assert_eq!(report.stats.state, PublisherState::ShutDown);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropping_every_handle_delivers_what_is_queued() {
+    let broker = Broker::start();
+    let topic = unique_topic("drop_drains");
+    let mut subscriber = Subscriber::connect(&broker.url(), &topic).await;
+    let layer = MqttEventLayer::builder()
+        .address(broker.url())
+        .topic(&topic)
+        .build()
+        .expect("valid config");
+    for _ in 0..20 {
+        call(&layer, "/api/v1/devices", 200).await;
+    }
+    drop(layer);
+    let events = subscriber.collect(20, Duration::from_secs(10)).await;
+    assert_eq!(
+        events.len(),
+        20,
+        "the task drains the queue after the last handle goes"
+    );
+}
+
+#[tokio::test]
+async fn shutdown_twice_reports_the_same_and_later_events_are_dropped() {
+    let broker = Broker::start();
+    let topic = unique_topic("shutdown_twice");
+    let mut subscriber = Subscriber::connect(&broker.url(), &topic).await;
+    let layer = MqttEventLayer::builder()
+        .address(broker.url())
+        .topic(&topic)
+        .build()
+        .expect("valid config");
+    let handle = layer.handle();
+    for _ in 0..5 {
+        call(&layer, "/api/v1/health", 200).await;
+    }
+    let first = handle.shutdown(Duration::from_secs(5)).await;
+    assert_eq!((first.delivered, first.undelivered), (5, 0));
+    assert_eq!(subscriber.collect(5, Duration::from_secs(5)).await.len(), 5);
+
+    call(&layer, "/api/v1/health", 200).await;
+    let second = handle.shutdown(Duration::from_secs(5)).await;
+    assert_eq!((second.delivered, second.undelivered), (5, 0));
+    assert_eq!(
+        second.stats.dropped_closed, 1,
+        "events after shutdown are refused and counted"
+    );
+    let flushed = handle.flush(Duration::from_secs(1)).await;
+    assert!(
+        flushed.is_err(),
+        "flush after shutdown says the publisher is not running"
+    );
+    subscriber.assert_quiet(Duration::from_millis(300)).await;
+}
+
+#[tokio::test]
+async fn disabled_layer_reports_nothing_and_needs_no_broker() {
+    let layer = MqttEventLayer::builder().address("").build().expect("off");
+    assert!(!layer.is_enabled());
+    call(&layer, "/api/v1/health", 200).await;
+    let handle = layer.handle();
+    assert_eq!(handle.stats(), mps_mqtt_events::Stats::default());
+    assert_eq!(handle.stats().state, PublisherState::Disabled);
+    handle
+        .flush(Duration::from_millis(1))
+        .await
+        .expect("nothing to flush");
+}
