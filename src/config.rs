@@ -29,7 +29,7 @@ pub const MAX_QUEUE_CAPACITY: usize = 1 << 20;
 /// First delay before reconnecting to a broker that went away or never answered.
 pub const DEFAULT_RECONNECT_MIN: Duration = Duration::from_millis(100);
 /// Longest delay between reconnect attempts: a broker that returns is found within it.
-pub const DEFAULT_RECONNECT_MAX: Duration = Duration::from_secs(5);
+pub const DEFAULT_RECONNECT_MAX: Duration = Duration::from_secs(1);
 
 /// The MQTT quality of service events are published with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -255,7 +255,8 @@ impl Builder {
     /// spread out. A connection that held for 10 s resets the delay to `min`; one that breaks
     /// sooner (a duplicate client id, a broker that accepts then closes) keeps doubling it, so
     /// nothing reconnects in a tight loop. Defaults to [`DEFAULT_RECONNECT_MIN`] (100 ms) and
-    /// [`DEFAULT_RECONNECT_MAX`] (5 s).
+    /// [`DEFAULT_RECONNECT_MAX`] (1 s): a broker that returns is used again within a second,
+    /// and a broker that is down sees about one attempt a second from each process.
     pub fn reconnect_backoff(mut self, min: Duration, max: Duration) -> Self {
         self.reconnect = Some((min, max));
         self

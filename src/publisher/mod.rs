@@ -27,7 +27,7 @@ use crate::handle::{PublisherState, Stats};
 
 mod worker;
 
-use worker::supervise;
+use worker::{Alive, supervise};
 
 /// How long dropping the last layer or handle lets the task deliver what is queued.
 pub(crate) const DROP_FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
@@ -171,7 +171,8 @@ impl Shared {
         let _ =
             self.state
                 .compare_exchange(NOT_STARTED, RUNNING, Ordering::SeqCst, Ordering::Relaxed);
-        runtime.spawn(supervise(Arc::clone(self), task));
+        let alive = Alive(Arc::clone(self));
+        runtime.spawn(supervise(Arc::clone(self), task, alive));
     }
 
     /// Whether the task has ended (shut down or died): queued events will not be sent.
@@ -258,7 +259,11 @@ impl Shared {
         self.counters.failed.fetch_add(failed, Ordering::Relaxed);
         self.counters.in_flight.store(0, Ordering::Release);
         self.counters.connected.store(false, Ordering::Release);
-        tracing::error!(reason = %reason, undelivered = failed, "MQTT event publisher stopped");
+        if failed > 0 {
+            tracing::error!(%reason, undelivered = failed, "MQTT event publisher stopped");
+        } else {
+            tracing::warn!(%reason, "MQTT event publisher stopped");
+        }
         *self
             .stop_reason
             .lock()

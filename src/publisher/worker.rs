@@ -31,9 +31,11 @@ const KEEP_ALIVE: Duration = Duration::from_secs(15);
 const MAX_PACKET: usize = 128 * 1024;
 
 /// Runs the task and makes its death visible: if it panics, the layer keeps serving and the
-/// handle reports the publisher as stopped, with the panic message.
-pub(super) async fn supervise(shared: Arc<Shared>, task: Task) {
-    let worker = tokio::spawn(run(Arc::clone(&shared), task));
+/// handle reports the publisher as stopped, with the panic message. The guard travels inside
+/// the futures from the moment the task is spawned, so even a task dropped before its first
+/// poll (its runtime ended) is reported.
+pub(super) async fn supervise(shared: Arc<Shared>, task: Task, alive: Alive) {
+    let worker = tokio::spawn(run(Arc::clone(&shared), task, alive));
     if let Err(err) = worker.await {
         let reason = if err.is_panic() {
             let payload = err.into_panic();
@@ -52,7 +54,8 @@ pub(super) async fn supervise(shared: Arc<Shared>, task: Task) {
 
 /// Marks the publisher stopped if the task is dropped before it finished, as when its Tokio
 /// runtime shuts down (then [`supervise`] is dropped too and cannot tell).
-struct Alive(Arc<Shared>);
+#[derive(Debug)]
+pub(super) struct Alive(pub(super) Arc<Shared>);
 
 impl Drop for Alive {
     fn drop(&mut self) {
@@ -170,7 +173,7 @@ fn mqtt_options(config: &Config, max_inflight: u16) -> MqttOptions {
     options
 }
 
-async fn run(shared: Arc<Shared>, task: Task) {
+async fn run(shared: Arc<Shared>, task: Task, alive: Alive) {
     let Task {
         config,
         mut control,
@@ -211,7 +214,6 @@ async fn run(shared: Arc<Shared>, task: Task) {
         empty_ticks: 0,
         too_large_logged: false,
     };
-    let alive = Alive(Arc::clone(&worker.shared));
     let mut conn = Box::pin(drive(eventloop, Duration::ZERO));
     loop {
         let park = worker.prepare_wait();

@@ -250,6 +250,12 @@ impl Broker {
         self.mosquitto.as_ref().is_none_or(|m| m.child.is_some())
     }
 
+    /// The PID of the running Mosquitto process, for signals such as SIGSTOP/SIGCONT
+    /// (`None` for the embedded broker or while Mosquitto is stopped).
+    pub fn pid(&self) -> Option<u32> {
+        self.mosquitto.as_ref()?.child.as_ref().map(Child::id)
+    }
+
     /// Mosquitto's log so far (empty for the embedded broker).
     pub fn log(&self) -> String {
         self.mosquitto
