@@ -29,6 +29,19 @@ async fn call(layer: &MqttEventLayer, path: &str, status: u16) {
     assert_eq!(response.status().as_u16(), status);
 }
 
+/// A broker, a subscriber on a fresh topic, and a layer publishing there.
+async fn connected(test: &str) -> (Broker, Subscriber, MqttEventLayer) {
+    let broker = Broker::start();
+    let topic = unique_topic(test);
+    let subscriber = Subscriber::connect(&broker.url(), &topic).await;
+    let layer = MqttEventLayer::builder()
+        .address(broker.url())
+        .topic(&topic)
+        .build()
+        .expect("valid config");
+    (broker, subscriber, layer)
+}
+
 #[test]
 fn layer_built_before_the_runtime_publishes_once_it_runs() {
     let broker = Broker::start();
@@ -83,14 +96,7 @@ async fn flush_and_shutdown_before_any_request_return_at_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dropping_every_handle_delivers_what_is_queued() {
-    let broker = Broker::start();
-    let topic = unique_topic("drop_drains");
-    let mut subscriber = Subscriber::connect(&broker.url(), &topic).await;
-    let layer = MqttEventLayer::builder()
-        .address(broker.url())
-        .topic(&topic)
-        .build()
-        .expect("valid config");
+    let (_broker, mut subscriber, layer) = connected("drop_drains").await;
     for _ in 0..20 {
         call(&layer, "/api/v1/devices", 200).await;
     }
@@ -105,14 +111,7 @@ async fn dropping_every_handle_delivers_what_is_queued() {
 
 #[tokio::test]
 async fn shutdown_twice_reports_the_same_and_later_events_are_dropped() {
-    let broker = Broker::start();
-    let topic = unique_topic("shutdown_twice");
-    let mut subscriber = Subscriber::connect(&broker.url(), &topic).await;
-    let layer = MqttEventLayer::builder()
-        .address(broker.url())
-        .topic(&topic)
-        .build()
-        .expect("valid config");
+    let (_broker, mut subscriber, layer) = connected("shutdown_twice").await;
     let handle = layer.handle();
     for _ in 0..5 {
         call(&layer, "/api/v1/health", 200).await;

@@ -25,6 +25,7 @@ use crate::config::{Config, Qos};
 use crate::event::Record;
 use crate::handle::{PublisherState, Stats};
 
+mod tracker;
 mod worker;
 
 use worker::{Alive, supervise};

@@ -1,7 +1,6 @@
 //! The publisher task: owns the rumqttc event loop, feeds it from the queue, tracks what is
 //! unconfirmed, reconnects with backoff, flushes and shuts down.
 
-use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -10,9 +9,9 @@ use rumqttc::{AsyncClient, ConnectionError, EventLoop, MqttOptions, MqttState, O
 use tokio::sync::oneshot;
 use tokio::time::{Instant, sleep, sleep_until};
 
+use super::tracker::{Entry, Tracker};
 use super::{CLOSED, Control, IDLE, RUNNING, SHUT_DOWN, Shared, Task};
 use crate::config::{Config, Qos};
-use crate::event::Record;
 
 /// Most events handed to rumqttc and not yet confirmed (written at QoS 0, acknowledged at
 /// QoS 1). rumqttc's request channel and in-flight window are sized from it.
@@ -66,43 +65,6 @@ impl Drop for Alive {
     }
 }
 
-/// One event the task has taken from the queue and not yet settled.
-#[derive(Debug)]
-struct Entry {
-    seq: u64,
-    record: Record,
-    timestamp: u64,
-    /// rumqttc said it wrote the PUBLISH (at least once).
-    sent: bool,
-    /// Delivered: written at QoS 0, acknowledged at QoS 1.
-    done: bool,
-}
-
-/// The events handed to rumqttc, in order, and which packet id each got.
-#[derive(Debug, Default)]
-struct Tracker {
-    entries: VecDeque<Entry>,
-    /// Index of the first entry rumqttc has not yet reported as written.
-    cursor: usize,
-    /// Sequence number of the entry sent with each packet id (QoS 1).
-    by_pkid: Vec<Option<u64>>,
-}
-
-impl Tracker {
-    fn entry_mut(&mut self, seq: u64) -> Option<&mut Entry> {
-        // Sorted by `seq`, with gaps where events settled early.
-        let index = self.entries.binary_search_by_key(&seq, |e| e.seq).ok()?;
-        self.entries.get_mut(index)
-    }
-
-    fn pop_done(&mut self) {
-        while self.entries.front().is_some_and(|e| e.done) {
-            self.entries.pop_front();
-            self.cursor = self.cursor.saturating_sub(1);
-        }
-    }
-}
-
 /// Reconnect delays: exponential from `min` to `max`, each drawn from its upper half so that
 /// replicas spread out.
 #[derive(Debug)]
@@ -131,8 +93,6 @@ struct Worker {
     qos: Qos,
     max_inflight: u16,
     tracker: Tracker,
-    /// Events to send again after a reconnect, in order, before anything from the queue.
-    retry: VecDeque<Entry>,
     next_seq: u64,
     connected: bool,
     ever_connected: bool,
@@ -194,11 +154,7 @@ async fn run(shared: Arc<Shared>, task: Task, alive: Alive) {
         topic: config.topic,
         qos: config.qos,
         max_inflight,
-        tracker: Tracker {
-            by_pkid: vec![None; usize::from(max_inflight) + 1],
-            ..Tracker::default()
-        },
-        retry: VecDeque::new(),
+        tracker: Tracker::new(max_inflight),
         next_seq: 0,
         connected: false,
         ever_connected: false,
@@ -358,50 +314,22 @@ impl Worker {
     }
 
     fn on_written(&mut self, pkid: u16) {
-        let qos = self.qos;
-        let tracker = &mut self.tracker;
-        let Some(entry) = tracker.entries.get_mut(tracker.cursor) else {
-            return;
-        };
-        tracker.cursor += 1;
-        if !entry.sent {
-            entry.sent = true;
+        if self.tracker.written(pkid, self.qos) {
             self.shared
                 .counters
                 .published
                 .fetch_add(1, Ordering::Relaxed);
         }
-        match qos {
-            Qos::AtMostOnce => entry.done = true,
-            Qos::AtLeastOnce => {
-                if let Some(slot) = tracker.by_pkid.get_mut(usize::from(pkid)) {
-                    *slot = Some(entry.seq);
-                }
-            }
-        }
-        tracker.pop_done();
         self.update_in_flight();
     }
 
     fn on_puback(&mut self, pkid: u16) {
-        let Some(seq) = self
-            .tracker
-            .by_pkid
-            .get_mut(usize::from(pkid))
-            .and_then(Option::take)
-        else {
-            return;
-        };
-        if let Some(entry) = self.tracker.entry_mut(seq) {
-            if !entry.done {
-                entry.done = true;
-                self.shared
-                    .counters
-                    .acknowledged
-                    .fetch_add(1, Ordering::Relaxed);
-            }
+        if self.tracker.acknowledged(pkid) {
+            self.shared
+                .counters
+                .acknowledged
+                .fetch_add(1, Ordering::Relaxed);
         }
-        self.tracker.pop_done();
         self.update_in_flight();
     }
 
@@ -419,15 +347,7 @@ impl Worker {
         }
         eventloop.pending.clear();
         eventloop.state = MqttState::new(self.max_inflight, false);
-        let unconfirmed: Vec<Entry> = self.tracker.entries.drain(..).filter(|e| !e.done).collect();
-        for entry in unconfirmed.into_iter().rev() {
-            self.retry.push_front(entry);
-        }
-        self.tracker.cursor = 0;
-        self.tracker
-            .by_pkid
-            .iter_mut()
-            .for_each(|slot| *slot = None);
+        self.tracker.connection_lost();
         self.update_in_flight();
 
         let was_connected = std::mem::replace(&mut self.connected, false);
@@ -442,7 +362,7 @@ impl Worker {
         if self.shutdown.is_some() {
             tracing::debug!(%error, "MQTT connection closed during shutdown");
         } else if was_connected {
-            tracing::warn!(%error, pending = self.retry.len(), "MQTT connection lost; reconnecting with backoff");
+            tracing::warn!(%error, unconfirmed = self.tracker.unsettled(), "MQTT connection lost; reconnecting with backoff");
         } else if self.backoff.failures <= 3 || self.backoff.failures % 100 == 0 {
             tracing::warn!(%error, attempt = self.backoff.failures, retry_in = ?delay, "MQTT broker unreachable");
         } else {
@@ -458,8 +378,8 @@ impl Worker {
             return false;
         }
         let mut fed = false;
-        while self.tracker.entries.len() < WINDOW {
-            let entry = match self.retry.pop_front() {
+        while self.tracker.handed() < WINDOW {
+            let entry = match self.tracker.next_retry() {
                 Some(entry) => entry,
                 None => match self.shared.queue.pop() {
                     Some(record) => {
@@ -467,16 +387,8 @@ impl Worker {
                             .counters
                             .dequeued
                             .fetch_add(1, Ordering::Relaxed);
-                        let seq = self.next_seq;
                         self.next_seq += 1;
-                        let timestamp = record.timestamp_ms();
-                        Entry {
-                            seq,
-                            record,
-                            timestamp,
-                            sent: false,
-                            done: false,
-                        }
+                        Entry::new(self.next_seq - 1, record)
                     }
                     None => break,
                 },
@@ -499,10 +411,10 @@ impl Worker {
                 false,
                 payload,
             ) {
-                Ok(()) => self.tracker.entries.push_back(entry),
+                Ok(()) => self.tracker.hand(entry),
                 Err(_) => {
                     // rumqttc's channel is full or closed: keep the event, try next time.
-                    self.retry.push_front(entry);
+                    self.tracker.give_back(entry);
                     break;
                 }
             }
@@ -524,29 +436,20 @@ impl Worker {
     }
 
     fn update_in_flight(&self) {
-        let n = self.tracker.entries.len() + self.retry.len();
+        let n = self.tracker.unsettled();
         self.shared
             .counters
             .in_flight
             .store(n as u64, Ordering::Release);
     }
 
-    /// Sequence number of the oldest event not yet delivered or failed.
-    fn oldest_unsettled(&self) -> u64 {
-        let tracked = self.tracker.entries.iter().find(|e| !e.done).map(|e| e.seq);
-        let retried = self.retry.front().map(|e| e.seq);
-        [tracked, retried]
-            .into_iter()
-            .flatten()
-            .min()
-            .unwrap_or(self.next_seq)
-    }
-
     fn settle_flushes(&mut self) {
         if self.flushes.is_empty() {
             return;
         }
-        let oldest = self.oldest_unsettled();
+        // Events are numbered as they leave the queue: everything older than the oldest
+        // unsettled one, or than the next number when none is unsettled, is settled.
+        let oldest = self.tracker.oldest_unsettled().unwrap_or(self.next_seq);
         let (done, waiting): (Vec<_>, Vec<_>) = std::mem::take(&mut self.flushes)
             .into_iter()
             .partition(|(target, reply)| *target <= oldest || reply.is_closed());
@@ -560,9 +463,7 @@ impl Worker {
         let Some((deadline, _)) = &self.shutdown else {
             return false;
         };
-        let drained = self.shared.queue.is_empty()
-            && self.tracker.entries.is_empty()
-            && self.retry.is_empty();
+        let drained = self.shared.queue.is_empty() && self.tracker.unsettled() == 0;
         drained || Instant::now() >= *deadline
     }
 
@@ -574,8 +475,7 @@ impl Worker {
         let Some((deadline, reply)) = self.shutdown.take() else {
             return;
         };
-        let mut undelivered =
-            (self.tracker.entries.iter().filter(|e| !e.done).count() + self.retry.len()) as u64;
+        let mut undelivered = self.tracker.abandon();
         while self.shared.queue.pop().is_some() {
             self.shared
                 .counters
@@ -589,8 +489,6 @@ impl Worker {
             .undelivered_at_shutdown
             .store(undelivered, Ordering::Release);
         counters.in_flight.store(0, Ordering::Release);
-        self.tracker.entries.clear();
-        self.retry.clear();
         if self.connected && self.client.try_disconnect().is_ok() {
             // Wait for the DISCONNECT to be written, within what is left of the deadline.
             let _ = tokio::time::timeout_at(deadline, async {
