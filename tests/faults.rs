@@ -823,6 +823,39 @@ async fn refused_connection_backs_off_instead_of_spinning() {
     assert_accounted(&stats, requests);
 }
 
+/// Pins a limit the README states: an MQTT 3.1.1 broker acknowledges a publish its ACL
+/// denies (Mosquitto drops it silently), so such events count as delivered and never arrive.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acl_denied_events_are_acknowledged_but_never_arrive() {
+    init_tracing();
+    let dir = support::TempDir::new("mps-acl");
+    let acl = dir.path().join("acl");
+    std::fs::write(&acl, "topic read mps/#\n").expect("write the ACL file");
+    let Some(broker) =
+        Broker::start_mosquitto_only(&format!("acl_file {}\nlog_type debug", acl.display()))
+    else {
+        return;
+    };
+    let topic = unique_topic("acl_denied");
+    let mut subscriber = Subscriber::connect(&broker.url(), &topic).await;
+    let layer = builder(&broker.url(), &topic)
+        .build()
+        .expect("valid config");
+    let handle = layer.handle();
+    for i in 0..5 {
+        assert_eq!(call(&layer, i).await, 200);
+    }
+    handle
+        .flush(Duration::from_secs(10))
+        .await
+        .expect("the broker acknowledges denied publishes");
+    let stats = handle.stats();
+    assert_eq!(stats.acknowledged, 5, "{stats:#?}");
+    assert_accounted(&stats, 5);
+    subscriber.assert_quiet(Duration::from_millis(300)).await;
+    assert!(broker.log().contains("Denied PUBLISH"), "{}", broker.log());
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn duplicate_client_id_does_not_cause_a_reconnect_storm() {
     init_tracing();
