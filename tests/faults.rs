@@ -82,6 +82,24 @@ fn router(layer: MqttEventLayer) -> Router {
 }
 
 /// Sends request `index` straight to the layered service (no HTTP), returning its status.
+/// Serves the MPS-like router with a layer publishing to `address` on `topic`.
+async fn serve_publishing_to(
+    address: &str,
+    topic: &str,
+) -> (PublisherHandle, SocketAddr, support::ServerGuard) {
+    let layer = builder(address, topic).build().expect("valid config");
+    let handle = layer.handle();
+    let (addr, server) = support::serve(router(layer)).await;
+    (handle, addr, server)
+}
+
+/// Sends requests `indices` one after the other; each must succeed.
+async fn http_calls(addr: SocketAddr, indices: std::ops::Range<usize>) {
+    for i in indices {
+        assert_eq!(http_call(addr, i).await, 200, "request {i}");
+    }
+}
+
 async fn call(layer: &MqttEventLayer, index: usize) -> u16 {
     let inner = service_fn(|_: Request<()>| async { Ok::<_, Infallible>(Response::new(())) });
     let request = Request::post(power_action_path(index))
@@ -434,16 +452,11 @@ fn vm_rss_kib() -> u64 {
 async fn requests_succeed_and_events_queue_while_broker_never_started() {
     init_tracing();
     let port = UnusedPort::reserve();
-    let layer = builder(&port.url(), &unique_topic("never_started"))
-        .build()
-        .expect("valid config");
-    let handle = layer.handle();
-    let (addr, _server) = support::serve(router(layer)).await;
+    let (handle, addr, _server) =
+        serve_publishing_to(&port.url(), &unique_topic("never_started")).await;
 
     const REQUESTS: usize = 200;
-    for i in 0..REQUESTS {
-        assert_eq!(http_call(addr, i).await, 200, "request {i}");
-    }
+    http_calls(addr, 0..REQUESTS).await;
 
     let stats = handle.stats();
     assert_eq!(
@@ -478,16 +491,11 @@ async fn requests_succeed_and_events_queue_while_broker_never_started() {
 async fn silent_listener_is_survived() {
     init_tracing();
     let silent = SilentListener::start();
-    let layer = builder(&format!("mqtt://{}", silent.addr), &unique_topic("silent"))
-        .build()
-        .expect("valid config");
-    let handle = layer.handle();
-    let (addr, _server) = support::serve(router(layer)).await;
+    let (handle, addr, _server) =
+        serve_publishing_to(&format!("mqtt://{}", silent.addr), &unique_topic("silent")).await;
 
     const REQUESTS: usize = 50;
-    for i in 0..REQUESTS {
-        assert_eq!(http_call(addr, i).await, 200, "request {i}");
-    }
+    http_calls(addr, 0..REQUESTS).await;
     assert!(
         wait_until(STATE_TIMEOUT, || silent.accepted.load(Ordering::SeqCst)
             >= 1)
@@ -585,14 +593,10 @@ async fn events_queued_before_broker_starts_arrive_when_it_does() {
     broker.kill();
     let mut gate = Gate::closed(broker.addr());
     let topic = unique_topic("late_broker");
-    let layer = builder(&gate.url(), &topic).build().expect("valid config");
-    let handle = layer.handle();
-    let (addr, _server) = support::serve(router(layer)).await;
+    let (handle, addr, _server) = serve_publishing_to(&gate.url(), &topic).await;
 
     const REQUESTS: usize = 50;
-    for i in 0..REQUESTS {
-        assert_eq!(http_call(addr, i).await, 200, "request {i}");
-    }
+    http_calls(addr, 0..REQUESTS).await;
     let stats = handle.stats();
     assert_eq!(stats.queue_len, REQUESTS as u64, "{stats:#?}");
     assert!(!stats.connected);
@@ -638,14 +642,10 @@ async fn qos1_events_survive_a_broker_kill_and_restart() {
     let mut gate = Gate::closed(broker.addr());
     gate.open();
     let topic = unique_topic("kill_restart");
-    let layer = builder(&gate.url(), &topic).build().expect("valid config");
-    let handle = layer.handle();
-    let (addr, _server) = support::serve(router(layer)).await;
+    let (handle, addr, _server) = serve_publishing_to(&gate.url(), &topic).await;
 
     let mut subscriber = Subscriber::connect(&broker.url(), &topic).await;
-    for i in 0..100 {
-        assert_eq!(http_call(addr, i).await, 200, "request {i}");
-    }
+    http_calls(addr, 0..100).await;
     handle
         .flush(FLUSH_TIMEOUT)
         .await
@@ -708,11 +708,7 @@ async fn paused_broker_never_delays_requests() {
     };
     let pid = broker.pid().expect("mosquitto runs");
     let topic = unique_topic("paused");
-    let layer = builder(&broker.url(), &topic)
-        .build()
-        .expect("valid config");
-    let handle = layer.handle();
-    let (addr, _server) = support::serve(router(layer)).await;
+    let (handle, addr, _server) = serve_publishing_to(&broker.url(), &topic).await;
     let mut subscriber = Subscriber::connect(&broker.url(), &topic).await;
 
     // More than the 256 unconfirmed events the publisher hands to rumqttc arrive while the
@@ -1036,11 +1032,7 @@ async fn load_of_20k_requests_arrives_exactly_once() {
     const REQUESTS: usize = 20_000;
     const CONCURRENCY: usize = 64;
     let topic = unique_topic("load");
-    let layer = builder(&broker.url(), &topic)
-        .build()
-        .expect("valid config");
-    let handle = layer.handle();
-    let (addr, _server) = support::serve(router(layer)).await;
+    let (handle, addr, _server) = serve_publishing_to(&broker.url(), &topic).await;
     let mut subscriber = Subscriber::connect(&broker.url(), &topic).await;
 
     let started = Instant::now();
