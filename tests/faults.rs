@@ -81,7 +81,6 @@ fn router(layer: MqttEventLayer) -> Router {
         .layer(layer)
 }
 
-/// Sends request `index` straight to the layered service (no HTTP), returning its status.
 /// Serves the MPS-like router with a layer publishing to `address` on `topic`.
 async fn serve_publishing_to(
     address: &str,
@@ -100,6 +99,7 @@ async fn http_calls(addr: SocketAddr, indices: std::ops::Range<usize>) {
     }
 }
 
+/// Sends request `index` straight to the layered service (no HTTP), returning its status.
 async fn call(layer: &MqttEventLayer, index: usize) -> u16 {
     let inner = service_fn(|_: Request<()>| async { Ok::<_, Infallible>(Response::new(())) });
     let request = Request::post(power_action_path(index))
@@ -817,6 +817,105 @@ async fn refused_connection_backs_off_instead_of_spinning() {
     assert!(!stats.connected, "{stats:#?}");
     assert_eq!(stats.delivered, 0, "{stats:#?}");
     assert_accounted(&stats, requests);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Bad input
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversized_paths_are_never_published() {
+    init_tracing();
+    let Some(broker) = Broker::start_mosquitto_only("") else {
+        return;
+    };
+    let topic = unique_topic("oversized");
+    let mut subscriber = Subscriber::connect(&broker.url(), &topic).await;
+    let layer = builder(&broker.url(), &topic)
+        .build()
+        .expect("valid config");
+    let handle = layer.handle();
+    let huge = "x".repeat(60 * 1024); // near http's 64 KiB limit on a URI
+    let paths = [
+        format!("/{huge}"),                               // no route
+        format!("/api/v1/amt/power/action/{huge}"),       // a route, a huge guid segment
+        format!("/api/v1/amt/power/action/%FF%FE{huge}"), // percent-encoded invalid UTF-8
+    ];
+    let inner = service_fn(|_: Request<()>| async { Ok::<_, Infallible>(Response::new(())) });
+    for path in &paths {
+        let request = Request::post(path.as_str())
+            .body(())
+            .expect("valid request");
+        let response = layer
+            .layer(inner)
+            .oneshot(request)
+            .await
+            .expect("infallible");
+        assert_eq!(response.status(), 200);
+    }
+    handle
+        .flush(Duration::from_secs(10))
+        .await
+        .expect("delivered");
+    let events = subscriber
+        .collect(paths.len(), Duration::from_secs(5))
+        .await;
+    assert_eq!(events.len(), paths.len());
+    for event in &events {
+        assert!(event.raw.len() < 1024, "event of {} bytes", event.raw.len());
+        assert!(
+            !event.raw.contains("xxxx"),
+            "the path leaked: {}",
+            event.raw
+        );
+        assert_eq!(event.payload.get("guid"), None);
+    }
+    assert_eq!(events[0].payload["http"]["path"], Value::Null);
+    assert_eq!(
+        events[1].payload["http"]["path"],
+        "/api/v1/amt/power/action/:guid"
+    );
+    assert_accounted(&handle.stats(), paths.len() as u64);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ten_thousand_concurrent_requests_are_all_counted() {
+    init_tracing();
+    let Some(broker) = Broker::start_mosquitto_only("") else {
+        return;
+    };
+    const REQUESTS: usize = 10_000;
+    let layer = builder(&broker.url(), &unique_topic("concurrent"))
+        .build()
+        .expect("valid config");
+    let handle = layer.handle();
+    // Every request stays in flight until all of them have started.
+    let gate = Arc::new(tokio::sync::Barrier::new(REQUESTS));
+    let inner = service_fn(move |_: Request<()>| {
+        let gate = Arc::clone(&gate);
+        async move {
+            gate.wait().await;
+            Ok::<_, Infallible>(Response::new(()))
+        }
+    });
+    let service = layer.layer(inner);
+    let mut requests = tokio::task::JoinSet::new();
+    for i in 0..REQUESTS {
+        let service = service.clone();
+        requests.spawn(async move {
+            let request = Request::post(power_action_path(i)).body(()).expect("valid");
+            service.oneshot(request).await.expect("infallible").status()
+        });
+    }
+    let all = support::within(Duration::from_secs(30), "10k requests", requests.join_all()).await;
+    assert!(all.iter().all(|status| *status == 200));
+    handle
+        .flush(Duration::from_secs(30))
+        .await
+        .expect("delivered");
+    let stats = handle.stats();
+    assert_accounted(&stats, REQUESTS as u64);
+    assert_eq!(stats.failed, 0, "{stats:#?}");
+    assert_eq!(stats.delivered, stats.enqueued, "{stats:#?}");
 }
 
 /// Pins a limit the README states: an MQTT 3.1.1 broker acknowledges a publish its ACL
