@@ -274,6 +274,32 @@ impl Builder {
         })
     }
 
+    /// Like [`build`](Self::build), but hands back the publisher task instead of letting the
+    /// first request spawn it on the runtime that serves it: spawn the
+    /// [`PublisherTask`](crate::PublisherTask) where the MQTT work should run (its own small
+    /// runtime, a dedicated thread). When eventing is off, the task is already finished.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), mps_mqtt_events::ConfigError> {
+    /// let (layer, task) = mps_mqtt_events::MqttEventLayer::builder()
+    ///     .address("mqtt://127.0.0.1:1883")
+    ///     .build_pair()?;
+    /// tokio::spawn(task);
+    /// # let _ = layer;
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As [`build`](Self::build).
+    pub fn build_pair(self) -> Result<(crate::MqttEventLayer, crate::PublisherTask), ConfigError> {
+        let layer = self.build()?;
+        let task = layer.take_task();
+        Ok((layer, task))
+    }
+
     /// Validates the settings; `None` means eventing is off.
     pub(crate) fn into_config(self) -> Result<Option<Config>, ConfigError> {
         let Some(address) = self.address else {

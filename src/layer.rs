@@ -98,6 +98,15 @@ impl MqttEventLayer {
         self.link.is_some()
     }
 
+    /// The publisher task, taken out so the layer never spawns it; a finished future when
+    /// eventing is off.
+    pub(crate) fn take_task(&self) -> crate::PublisherTask {
+        match &self.link {
+            Some(link) => link.shared.take_task(),
+            None => crate::PublisherTask::new(async {}),
+        }
+    }
+
     /// A handle for statistics, flush and shutdown.
     pub fn handle(&self) -> PublisherHandle {
         PublisherHandle::new(self.link.clone())

@@ -51,6 +51,7 @@ pub use error::{ConfigError, FlushError};
 pub use event::{Event, EventType, HttpInfo};
 pub use handle::{PublisherHandle, PublisherState, ShutdownReport, Stats};
 pub use layer::{MqttEventLayer, MqttEventService, ResponseFuture};
+pub use publisher::PublisherTask;
 
 /// A random number for client ids and backoff jitter, from the standard library's
 /// per-process random hash keys (no extra dependency, not for cryptography).

@@ -148,3 +148,52 @@ async fn disabled_layer_reports_nothing_and_needs_no_broker() {
         .await
         .expect("nothing to flush");
 }
+
+#[test]
+fn a_pair_publisher_runs_where_it_is_spawned() {
+    let broker = Broker::start();
+    let topic = unique_topic("pair");
+    let (layer, task) = MqttEventLayer::builder()
+        .address(broker.url())
+        .topic(&topic)
+        .build_pair()
+        .expect("valid config");
+    let handle = layer.handle();
+    let publisher_runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("publisher runtime");
+    publisher_runtime.spawn(task);
+
+    let requests_runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("requests runtime");
+    requests_runtime.block_on(async {
+        let mut subscriber = Subscriber::connect(&broker.url(), &topic).await;
+        call(&layer, &format!("/api/v1/amt/power/action/{GUID}"), 200).await;
+        handle
+            .flush(Duration::from_secs(10))
+            .await
+            .expect("delivered");
+        let event = subscriber
+            .next(Duration::from_secs(5))
+            .await
+            .expect("arrives");
+        assert_eq!(event.payload["methods"][0], "AMT_PowerAction");
+    });
+
+    // The task lived on the publisher runtime: it ends with it, and the layer says so.
+    drop(publisher_runtime);
+    let stats = handle.stats();
+    assert_eq!(stats.state, PublisherState::Stopped, "{stats:#?}");
+    assert_eq!(stats.delivered, 1, "{stats:#?}");
+}
+
+#[tokio::test]
+async fn a_disabled_pair_has_a_finished_task() {
+    let (layer, task) = MqttEventLayer::builder().build_pair().expect("off");
+    assert!(!layer.is_enabled());
+    support::within(Duration::from_secs(1), "the task of a disabled layer", task).await;
+}

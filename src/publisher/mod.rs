@@ -13,8 +13,11 @@
 //! and keeps every unconfirmed event itself, to send again after a reconnect. Our queue is
 //! the only buffer that grows, and our counters are the only truth about delivery.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use crossbeam_queue::ArrayQueue;
@@ -176,6 +179,30 @@ impl Shared {
         runtime.spawn(supervise(Arc::clone(self), task, alive));
     }
 
+    /// Takes the task out, for the caller to spawn where it wants (see
+    /// [`Builder::build_pair`](crate::Builder::build_pair)); the layer then never spawns it.
+    pub(crate) fn take_task(self: &Arc<Self>) -> PublisherTask {
+        let task = self
+            .task
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        let shared = Arc::clone(self);
+        PublisherTask::new(async move {
+            let Some(task) = task else {
+                return;
+            };
+            let _ = shared.state.compare_exchange(
+                NOT_STARTED,
+                RUNNING,
+                Ordering::SeqCst,
+                Ordering::Relaxed,
+            );
+            let alive = Alive(Arc::clone(&shared));
+            supervise(shared, task, alive).await;
+        })
+    }
+
     /// Whether the task has ended (shut down or died): queued events will not be sent.
     pub(crate) fn has_ended(&self) -> bool {
         self.state.load(Ordering::Acquire) >= SHUT_DOWN
@@ -269,5 +296,43 @@ impl Shared {
             .stop_reason
             .lock()
             .unwrap_or_else(PoisonError::into_inner) = Some(reason);
+    }
+}
+
+/// The publisher of a layer built with [`Builder::build_pair`](crate::Builder::build_pair):
+/// a future that owns the MQTT connection until the publisher is shut down.
+///
+/// Spawn it on the Tokio runtime that should carry the MQTT work, e.g. a small runtime of its
+/// own so that publishing never shares threads with request handling. Until it runs, events
+/// wait in the queue (and [`flush`](crate::PublisherHandle::flush) waits); if it is dropped
+/// without running, the publisher never starts.
+///
+/// # Panics
+///
+/// When polled outside a Tokio runtime (rumqttc needs Tokio's I/O and timers).
+#[must_use = "the publisher sends nothing until this future is spawned or awaited"]
+pub struct PublisherTask {
+    future: Pin<Box<dyn Future<Output = ()> + Send>>,
+}
+
+impl PublisherTask {
+    pub(crate) fn new(future: impl Future<Output = ()> + Send + 'static) -> Self {
+        Self {
+            future: Box::pin(future),
+        }
+    }
+}
+
+impl Future for PublisherTask {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        self.future.as_mut().poll(cx)
+    }
+}
+
+impl std::fmt::Debug for PublisherTask {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PublisherTask").finish_non_exhaustive()
     }
 }
