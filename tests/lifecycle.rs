@@ -197,3 +197,25 @@ async fn a_disabled_pair_has_a_finished_task() {
     assert!(!layer.is_enabled());
     support::within(Duration::from_secs(1), "the task of a disabled layer", task).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_shutdowns_both_wait_for_the_drain() {
+    let (_broker, _subscriber, layer) = connected("two_shutdowns").await;
+    let handle = layer.handle();
+    const EVENTS: u64 = 5_000;
+    for _ in 0..EVENTS {
+        call(&layer, "/api/v1/devices", 200).await;
+    }
+    let other = handle.clone();
+    let (first, second) = tokio::join!(
+        handle.shutdown(Duration::from_secs(10)),
+        other.shutdown(Duration::from_secs(10)),
+    );
+    for report in [first, second] {
+        assert_eq!(
+            (report.delivered, report.undelivered),
+            (EVENTS, 0),
+            "{report:#?}"
+        );
+    }
+}

@@ -101,7 +101,8 @@ struct Worker {
     /// Random per task: event ids are `<instance>-<seq>`, unique across processes.
     instance: u64,
     flushes: Vec<(u64, oneshot::Sender<()>)>,
-    shutdown: Option<(Instant, Option<oneshot::Sender<()>>)>,
+    /// Set once shutdown is asked for: the deadline, and whom to tell when it is done.
+    shutdown: Option<(Instant, Vec<oneshot::Sender<()>>)>,
     empty_ticks: u32,
     too_large_logged: bool,
 }
@@ -262,14 +263,10 @@ impl Worker {
                     self.shared.state.store(CLOSED, Ordering::SeqCst);
                     tracing::debug!("MQTT event publisher shutting down");
                 }
-                // The earliest deadline wins; every caller gets the reply.
-                let (current, replies) = self.shutdown.get_or_insert((deadline, None));
+                // The earliest deadline wins; every caller is told when it is done.
+                let (current, replies) = self.shutdown.get_or_insert((deadline, Vec::new()));
                 *current = (*current).min(deadline);
-                if let Some(reply) = reply {
-                    if let Some(previous) = replies.replace(reply) {
-                        let _ = previous.send(());
-                    }
-                }
+                replies.extend(reply);
             }
         }
     }
@@ -472,7 +469,7 @@ impl Worker {
     where
         F: Future<Output = (EventLoop, Result<rumqttc::Event, ConnectionError>)>,
     {
-        let Some((deadline, reply)) = self.shutdown.take() else {
+        let Some((deadline, replies)) = self.shutdown.take() else {
             return;
         };
         let mut undelivered = self.tracker.abandon();
@@ -511,7 +508,7 @@ impl Worker {
             dropped = stats.dropped_queue_full + stats.dropped_closed,
             "MQTT event publisher shut down"
         );
-        if let Some(reply) = reply {
+        for reply in replies {
             let _ = reply.send(());
         }
     }
