@@ -43,6 +43,8 @@ pub(super) struct Tracker {
     cursor: usize,
     /// `seq` of the entry written with each packet id (QoS 1), until acknowledged.
     by_pkid: Vec<Option<u64>>,
+    /// Entries in `handed` already delivered but behind an older undelivered one.
+    delivered_behind: usize,
     /// Taken back after a connection loss, to be handed again before anything newer.
     retry: VecDeque<Entry>,
 }
@@ -53,18 +55,20 @@ impl Tracker {
             handed: VecDeque::new(),
             cursor: 0,
             by_pkid: vec![None; usize::from(max_inflight) + 1],
+            delivered_behind: 0,
             retry: VecDeque::new(),
         }
     }
 
-    /// Events handed to rumqttc and not yet delivered.
+    /// Slots of rumqttc's window in use: events handed to it, counted until every older one
+    /// is delivered too.
     pub(super) fn handed(&self) -> usize {
         self.handed.len()
     }
 
     /// Events taken from the queue and not yet delivered: handed or waiting to be resent.
     pub(super) fn unsettled(&self) -> usize {
-        self.handed.len() + self.retry.len()
+        self.handed.len() - self.delivered_behind + self.retry.len()
     }
 
     /// The oldest event waiting to be sent again.
@@ -91,7 +95,10 @@ impl Tracker {
         self.cursor += 1;
         let first = !std::mem::replace(&mut entry.sent, true);
         match qos {
-            Qos::AtMostOnce => entry.done = true,
+            Qos::AtMostOnce => {
+                entry.done = true;
+                self.delivered_behind += 1;
+            }
             Qos::AtLeastOnce => {
                 if let Some(slot) = self.by_pkid.get_mut(usize::from(pkid)) {
                     *slot = Some(entry.seq);
@@ -115,6 +122,9 @@ impl Tracker {
             return false;
         };
         let newly = !std::mem::replace(&mut self.handed[index].done, true);
+        if newly {
+            self.delivered_behind += 1;
+        }
         self.pop_done();
         newly
     }
@@ -127,6 +137,7 @@ impl Tracker {
             self.retry.push_front(entry);
         }
         self.cursor = 0;
+        self.delivered_behind = 0;
         self.by_pkid.iter_mut().for_each(|slot| *slot = None);
     }
 
@@ -143,6 +154,7 @@ impl Tracker {
         self.handed.clear();
         self.retry.clear();
         self.cursor = 0;
+        self.delivered_behind = 0;
         n
     }
 
@@ -150,6 +162,7 @@ impl Tracker {
         while self.handed.front().is_some_and(|e| e.done) {
             self.handed.pop_front();
             self.cursor = self.cursor.saturating_sub(1);
+            self.delivered_behind -= 1;
         }
     }
 }
@@ -192,6 +205,7 @@ mod tests {
         assert!(t.acknowledged(2));
         assert!(!t.acknowledged(2), "a second PUBACK settles nothing");
         assert_eq!((t.oldest_unsettled(), t.handed()), (Some(0), 3));
+        assert_eq!(t.unsettled(), 2, "delivered out of order is not pending");
         assert!(t.acknowledged(1));
         assert_eq!((t.oldest_unsettled(), t.handed()), (Some(2), 1));
         assert!(t.acknowledged(3));
@@ -240,6 +254,85 @@ mod tests {
         );
         assert!(t.acknowledged(1));
         assert_eq!(t.unsettled(), 0);
+    }
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        /// Hand the oldest waiting event, or a new one, to "rumqttc".
+        Hand,
+        /// "rumqttc" writes its next PUBLISH.
+        Write,
+        /// The broker acknowledges the n-th oldest written, unacknowledged packet.
+        Ack(usize),
+        /// The connection breaks.
+        Lose,
+    }
+
+    fn op() -> impl proptest::strategy::Strategy<Value = Op> {
+        use proptest::prelude::*;
+        prop_oneof![
+            4 => Just(Op::Hand),
+            4 => Just(Op::Write),
+            3 => (0..8_usize).prop_map(Op::Ack),
+            1 => Just(Op::Lose),
+        ]
+    }
+
+    proptest::proptest! {
+        /// Whatever the order of writes, acknowledgements and lost connections, each event is
+        /// delivered at most once, nothing is lost from the books, events are handed again in
+        /// order, and the oldest unsettled one is never passed over.
+        #[test]
+        fn every_event_is_delivered_once_or_still_tracked(ops in proptest::collection::vec(op(), 0..200)) {
+            let mut t = Tracker::new(16);
+            let mut next_seq = 0_u64;
+            let mut next_pkid = 0_u16;
+            let mut written: Vec<u16> = Vec::new(); // packet ids awaiting PUBACK, oldest first
+            let mut delivered = std::collections::BTreeSet::new();
+            let mut pkid_seq = std::collections::HashMap::new();
+            for op in ops {
+                match op {
+                    Op::Hand if t.handed() < 8 => {
+                        let entry = match t.next_retry() {
+                            Some(entry) => entry,
+                            None => { next_seq += 1; entry(next_seq - 1) }
+                        };
+                        if let Some(last) = t.handed.back() {
+                            proptest::prop_assert!(last.seq < entry.seq, "handed out of order");
+                        }
+                        t.hand(entry);
+                    }
+                    Op::Hand => {}
+                    Op::Write => {
+                        let seq = t.handed.get(t.cursor).map(|e| e.seq);
+                        next_pkid = next_pkid % 16 + 1;
+                        t.written(next_pkid, Qos::AtLeastOnce);
+                        if let Some(seq) = seq {
+                            written.push(next_pkid);
+                            pkid_seq.insert(next_pkid, seq);
+                        }
+                    }
+                    Op::Ack(n) if !written.is_empty() => {
+                        let pkid = written.remove(n % written.len());
+                        if t.acknowledged(pkid) {
+                            proptest::prop_assert!(delivered.insert(pkid_seq[&pkid]), "delivered twice");
+                        }
+                    }
+                    Op::Ack(_) => {}
+                    Op::Lose => {
+                        t.connection_lost();
+                        written.clear();
+                    }
+                }
+                let settled = delivered.len() as u64;
+                proptest::prop_assert_eq!(settled + t.unsettled() as u64, next_seq, "an event left the books");
+                if let Some(oldest) = t.oldest_unsettled() {
+                    proptest::prop_assert!((0..oldest).all(|s| delivered.contains(&s)), "skipped an unsettled event");
+                } else {
+                    proptest::prop_assert_eq!(settled, next_seq);
+                }
+            }
+        }
     }
 
     #[test]
