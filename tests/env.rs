@@ -28,6 +28,15 @@ fn run_child(name: &str, vars: &[(&str, &str)]) -> Output {
     out
 }
 
+/// Fails with the child's output unless its test passed.
+fn assert_child_passed(out: &Output, case: impl std::fmt::Debug) {
+    assert!(
+        out.status.success(),
+        "{case:?}: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}
+
 fn in_child() -> bool {
     std::env::var_os(CHILD).is_some()
 }
@@ -87,11 +96,7 @@ fn try_from_env_reports_each_bad_variable() {
             vars.push(("MPS_MQTT_ADDRESS", "mqtt://127.0.0.1:1883"));
         }
         let out = run_child("try_from_env_reports_each_bad_variable", &vars);
-        assert!(
-            out.status.success(),
-            "{name}={value:?}: {}",
-            String::from_utf8_lossy(&out.stdout)
-        );
+        assert_child_passed(&out, (name, value));
     }
 }
 
@@ -105,11 +110,7 @@ fn unset_or_falsy_address_turns_eventing_off() {
     for value in [None, Some(""), Some("false"), Some("0")] {
         let vars: Vec<(&str, &str)> = value.map(|v| ("MPS_MQTT_ADDRESS", v)).into_iter().collect();
         let out = run_child("unset_or_falsy_address_turns_eventing_off", &vars);
-        assert!(
-            out.status.success(),
-            "{value:?}: {}",
-            String::from_utf8_lossy(&out.stdout)
-        );
+        assert_child_passed(&out, value);
     }
 }
 
@@ -130,9 +131,5 @@ fn a_good_environment_turns_eventing_on() {
             ("MPS_MQTT_QUEUE_CAPACITY", "16"),
         ],
     );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stdout)
-    );
+    assert_child_passed(&out, "a good environment");
 }

@@ -244,22 +244,18 @@ async fn wait_connected(handle: &PublisherHandle, connected: bool) {
 struct Gate {
     port: u16,
     upstream: SocketAddr,
-    socket: Option<tokio::net::TcpSocket>,
+    reserved: Option<UnusedPort>,
     forwarding: Arc<AtomicBool>,
     acceptor: Option<JoinHandle<()>>,
 }
 
 impl Gate {
     fn closed(upstream: SocketAddr) -> Gate {
-        let socket = tokio::net::TcpSocket::new_v4().expect("create a TCP socket");
-        socket
-            .bind(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)))
-            .expect("bind 127.0.0.1:0");
-        let port = socket.local_addr().expect("local addr").port();
+        let reserved = UnusedPort::reserve();
         Gate {
-            port,
+            port: reserved.port,
             upstream,
-            socket: Some(socket),
+            reserved: Some(reserved),
             forwarding: Arc::new(AtomicBool::new(false)),
             acceptor: None,
         }
@@ -272,10 +268,10 @@ impl Gate {
     /// Forwards new connections to the broker from now on.
     fn open(&mut self) {
         self.forwarding.store(true, Ordering::SeqCst);
-        let Some(socket) = self.socket.take() else {
+        let Some(reserved) = self.reserved.take() else {
             return;
         };
-        let listener = socket.listen(64).expect("listen");
+        let listener = reserved.into_socket().listen(64).expect("listen");
         let forwarding = Arc::clone(&self.forwarding);
         let upstream = self.upstream;
         self.acceptor = Some(tokio::spawn(async move {

@@ -416,7 +416,7 @@ pub fn free_port() -> u16 {
 /// a parallel test can take the port.
 #[derive(Debug)]
 pub struct UnusedPort {
-    _socket: tokio::net::TcpSocket,
+    socket: tokio::net::TcpSocket,
     pub port: u16,
 }
 
@@ -427,10 +427,12 @@ impl UnusedPort {
             .bind(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)))
             .expect("bind 127.0.0.1:0");
         let port = socket.local_addr().expect("local addr").port();
-        UnusedPort {
-            _socket: socket,
-            port,
-        }
+        UnusedPort { socket, port }
+    }
+
+    /// The bound socket, to start listening on the reserved port.
+    pub fn into_socket(self) -> tokio::net::TcpSocket {
+        self.socket
     }
 
     /// `mqtt://127.0.0.1:<port>`.
