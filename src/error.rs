@@ -98,6 +98,18 @@ pub enum ConfigError {
         /// The longest delay given.
         max: Duration,
     },
+    /// The keep-alive set with [`Builder::keep_alive`](crate::Builder::keep_alive) cannot be
+    /// sent in MQTT's CONNECT packet.
+    #[error("invalid keep_alive {keep_alive:?}: expected whole seconds from 1 s to 65535 s")]
+    InvalidKeepAlive {
+        /// The keep-alive given.
+        keep_alive: Duration,
+    },
+    /// The connect timeout set with
+    /// [`Builder::connect_timeout`](crate::Builder::connect_timeout) is zero, so no connection
+    /// could ever complete.
+    #[error("invalid connect_timeout 0s: expected a positive duration, e.g. 5s")]
+    InvalidConnectTimeout,
     /// An environment variable holds bytes that are not UTF-8.
     #[error("invalid {name}: the value is not valid UTF-8")]
     NotUnicode {

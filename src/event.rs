@@ -1,12 +1,10 @@
 //! The event published for each request: MPS's fields, then an `http` object.
 
 use std::borrow::Cow;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
-
-use http::Method;
 use serde::{Deserialize, Serialize};
 
-use crate::routes::{self, Guid, RouteId};
+use crate::record::{Outcome, Record};
+use crate::routes::{self, Guid, INTERNAL_ERROR, Route};
 
 /// The `type` of an event, as MPS writes it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -72,72 +70,20 @@ pub struct HttpInfo {
     pub latency_ms: f64,
 }
 
-/// How a request ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Outcome {
-    /// The inner service answered with this status.
-    Status(u16),
-    /// The inner service returned an error instead of a response.
-    ServiceError,
-    /// The response future was dropped first: the client went away.
-    Cancelled,
-    /// The inner service panicked.
-    Panicked,
-}
-
-/// What the request path records: small, `Copy`, no heap. The publisher task turns it into an
-/// [`Event`].
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Record {
-    pub(crate) route: Option<RouteId>,
-    pub(crate) guid: Option<Guid>,
-    pub(crate) method: &'static str,
-    pub(crate) outcome: Outcome,
-    pub(crate) latency: Duration,
-    pub(crate) finished: Instant,
-}
-
-/// The name of a standard method; other methods are not echoed into events.
-pub(crate) fn method_name(method: &Method) -> &'static str {
-    match *method {
-        Method::GET => "GET",
-        Method::POST => "POST",
-        Method::PUT => "PUT",
-        Method::PATCH => "PATCH",
-        Method::DELETE => "DELETE",
-        Method::HEAD => "HEAD",
-        Method::OPTIONS => "OPTIONS",
-        Method::CONNECT => "CONNECT",
-        Method::TRACE => "TRACE",
-        _ => "OTHER",
-    }
-}
-
-impl Record {
-    /// Milliseconds since the epoch at which the response was ready, read off the wall clock
-    /// now (the request path reads only the monotonic clock).
-    pub(crate) fn timestamp_ms(&self) -> u64 {
-        let finished = SystemTime::now()
-            .checked_sub(self.finished.elapsed())
-            .unwrap_or(UNIX_EPOCH);
-        finished
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-    }
-
+impl Event {
     /// The event of this request, stamped with `timestamp`.
-    pub(crate) fn event(&self, timestamp: u64, id: String) -> Event {
-        let route = self.route.map(|id| &routes::ROUTES[usize::from(id)]);
-        let (kind, message, operation) = routes::describe(route, self.outcome);
+    pub(crate) fn of(record: &Record, timestamp: u64, id: String) -> Self {
+        let route = record.route.map(|id| &routes::ROUTES[usize::from(id)]);
+        let (kind, message, operation) = describe(route, record.outcome);
         let guid = match route {
-            Some(r) if r.has_guid() => self.guid.as_ref().and_then(Guid::as_str).map(str::to_owned),
+            Some(r) if r.has_guid() => record.guid.as_ref().and_then(Guid::as_str).map(str::to_owned),
             _ => None,
         };
-        let status = match self.outcome {
+        let status = match record.outcome {
             Outcome::Status(status) => Some(status),
             _ => None,
         };
-        let micros = u64::try_from(self.latency.as_micros()).unwrap_or(u64::MAX);
+        let micros = u64::try_from(record.latency.as_micros()).unwrap_or(u64::MAX);
         Event {
             kind,
             message: Cow::Borrowed(message),
@@ -146,7 +92,7 @@ impl Record {
             timestamp,
             id: Some(id),
             http: Some(HttpInfo {
-                method: Cow::Borrowed(self.method),
+                method: Cow::Borrowed(record.method),
                 path: route.map(|r| Cow::Borrowed(r.template)),
                 status,
                 latency_ms: micros as f64 / 1000.0,
@@ -155,10 +101,61 @@ impl Record {
     }
 }
 
+
+/// `message` of a success event on a route where MPS publishes no success text.
+pub(crate) const GENERIC_SUCCESS: &str = "Request succeeded";
+/// `message` of a fail event on a route where MPS publishes no text for that failure.
+pub(crate) const GENERIC_FAIL: &str = "Request failed";
+/// `message` of the event of a request whose client went away before the response.
+pub(crate) const CANCELLED: &str = "Request cancelled before a response was sent";
+/// `methods` value of the events of requests to paths outside the route table.
+pub(crate) const UNKNOWN_OPERATION: &str = "unknown";
+
+const CIRA_OPERATION: &str = "CIRA_Connection";
+const DEVICE_NOT_FOUND: &str = "Device Not Found";
+
+
+/// What the event of a request says: its type, `message` and `methods` value.
+pub(crate) fn describe(
+    route: Option<&Route>,
+    outcome: Outcome,
+) -> (EventType, &'static str, &'static str) {
+    let Some(route) = route else {
+        let (kind, message) = match outcome {
+            Outcome::Status(status) if status < 400 => (EventType::Success, GENERIC_SUCCESS),
+            Outcome::Status(_) => (EventType::Fail, GENERIC_FAIL),
+            Outcome::Cancelled => (EventType::Fail, CANCELLED),
+            Outcome::ServiceError | Outcome::Panicked => (EventType::Fail, INTERNAL_ERROR),
+        };
+        return (kind, message, UNKNOWN_OPERATION);
+    };
+    let op = route.operation;
+    match outcome {
+        Outcome::Status(status) if status < 400 => (
+            EventType::Success,
+            route.success.unwrap_or(GENERIC_SUCCESS),
+            op,
+        ),
+        Outcome::Status(404) if route.cira => (EventType::Fail, DEVICE_NOT_FOUND, CIRA_OPERATION),
+        Outcome::Status(status) if status >= 500 => {
+            (EventType::Fail, route.error.unwrap_or(GENERIC_FAIL), op)
+        }
+        Outcome::Status(_) => (EventType::Fail, route.soft_fail.unwrap_or(GENERIC_FAIL), op),
+        Outcome::Cancelled => (EventType::Fail, CANCELLED, op),
+        Outcome::ServiceError | Outcome::Panicked => {
+            (EventType::Fail, route.error.unwrap_or(INTERNAL_ERROR), op)
+        }
+    }
+}
+
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::record::method_name;
+    use http::Method;
     use serde_json::json;
+    use std::time::{Duration, Instant};
 
     const GUID: &str = "4c4c4544-004b-4210-8033-b6c04f504633";
 
@@ -174,8 +171,13 @@ mod tests {
         }
     }
 
+    fn route_of(method: Method, path: &str) -> Option<&'static Route> {
+        let (id, _) = routes::recognize(&method, path);
+        id.map(|id| &routes::ROUTES[usize::from(id)])
+    }
+
     fn json_of(record: &Record) -> serde_json::Value {
-        let bytes = serde_json::to_vec(&record.event(1_700_000_000_123, "e-1".to_owned()))
+        let bytes = serde_json::to_vec(&Event::of(record, 1_700_000_000_123, "e-1".to_owned()))
             .expect("serializes");
         serde_json::from_slice(&bytes).expect("valid JSON")
     }
@@ -187,7 +189,7 @@ mod tests {
             &format!("/api/v1/amt/power/action/{GUID}"),
             Outcome::Status(200),
         );
-        let text = serde_json::to_string(&r.event(1_700_000_000_123, "e-1".to_owned()))
+        let text = serde_json::to_string(&Event::of(&r, 1_700_000_000_123, "e-1".to_owned()))
             .expect("serializes");
         assert_eq!(
             text,
@@ -268,22 +270,6 @@ mod tests {
     }
 
     #[test]
-    fn a_queued_record_stays_small() {
-        // The queue reserves one slot per event up front; the docs promise about 100 bytes.
-        assert!(
-            std::mem::size_of::<Record>() <= 104,
-            "{}",
-            std::mem::size_of::<Record>()
-        );
-    }
-
-    #[test]
-    fn extension_methods_are_not_echoed() {
-        let method = Method::from_bytes(b"SECRETVERB").expect("valid token");
-        assert_eq!(method_name(&method), "OTHER");
-    }
-
-    #[test]
     fn reads_events_published_by_mps() {
         let mps = r#"{"type":"request","message":"Event Log requested","methods":["AMT_EventLog"],"guid":"4c4c4544-004b-4210-8033-b6c04f504633","timestamp":1700000000123}"#;
         let event: Event = serde_json::from_str(mps).expect("MPS event parses");
@@ -297,20 +283,107 @@ mod tests {
     }
 
     #[test]
-    fn timestamp_is_when_the_response_was_ready() {
-        let before = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .expect("after epoch")
-            .as_millis() as u64;
-        let r = record(Method::GET, "/api/v1/health", Outcome::Status(200));
-        let after = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .expect("after epoch")
-            .as_millis() as u64;
-        let ts = r.timestamp_ms();
-        assert!(
-            before <= ts && ts <= after + 1,
-            "{before} <= {ts} <= {after}"
-        );
+    fn messages_follow_mps_per_outcome() {
+        let power = route_of(Method::POST, &format!("/api/v1/amt/power/action/{GUID}"));
+        let state = route_of(Method::GET, &format!("/api/v1/amt/power/state/{GUID}"));
+        let devices = route_of(Method::GET, "/api/v1/devices");
+        let health = route_of(Method::GET, "/api/v1/health");
+        let cases = [
+            (
+                power,
+                Outcome::Status(200),
+                (
+                    EventType::Success,
+                    "Power Action requested",
+                    "AMT_PowerAction",
+                ),
+            ),
+            (
+                power,
+                Outcome::Status(404),
+                (EventType::Fail, "Device Not Found", "CIRA_Connection"),
+            ),
+            (
+                power,
+                Outcome::Status(500),
+                (EventType::Fail, "Internal Service Error", "AMT_PowerAction"),
+            ),
+            (
+                power,
+                Outcome::Status(400),
+                (EventType::Fail, "Request failed", "AMT_PowerAction"),
+            ),
+            (
+                power,
+                Outcome::ServiceError,
+                (EventType::Fail, "Internal Service Error", "AMT_PowerAction"),
+            ),
+            (
+                power,
+                Outcome::Cancelled,
+                (EventType::Fail, CANCELLED, "AMT_PowerAction"),
+            ),
+            (
+                state,
+                Outcome::Status(200),
+                (
+                    EventType::Success,
+                    "Power State requested",
+                    "AMT_PowerState",
+                ),
+            ),
+            (
+                state,
+                Outcome::Status(400),
+                (
+                    EventType::Fail,
+                    "Power State request failed",
+                    "AMT_PowerState",
+                ),
+            ),
+            (
+                devices,
+                Outcome::Status(200),
+                (EventType::Success, "Request succeeded", "getAllDevices"),
+            ),
+            (
+                devices,
+                Outcome::Status(404),
+                (EventType::Fail, "Request failed", "getAllDevices"),
+            ),
+            (
+                health,
+                Outcome::Status(500),
+                (EventType::Fail, "Health Check Failed", "getHealthCheck"),
+            ),
+            (
+                health,
+                Outcome::Status(503),
+                (EventType::Fail, "Health Check Failed", "getHealthCheck"),
+            ),
+            (
+                None,
+                Outcome::Status(302),
+                (EventType::Success, "Request succeeded", "unknown"),
+            ),
+            (
+                None,
+                Outcome::Status(404),
+                (EventType::Fail, "Request failed", "unknown"),
+            ),
+            (
+                None,
+                Outcome::Panicked,
+                (EventType::Fail, "Internal Service Error", "unknown"),
+            ),
+        ];
+        for (route, outcome, expected) in cases {
+            assert_eq!(
+                describe(route, outcome),
+                expected,
+                "{:?} {outcome:?}",
+                route.map(|r| r.template)
+            );
+        }
     }
 }

@@ -1,4 +1,4 @@
-//! The handle: delivery statistics, flush and shutdown.
+//! The handle: delivery statistics, flush and shutdown, over the publisher's [`Link`].
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -7,110 +7,11 @@ use tokio::sync::oneshot;
 use tokio::time::Instant;
 
 use crate::error::FlushError;
-use crate::publisher::{Control, Shared};
+use crate::publisher::{Control, Link, ShutdownReport, Stats};
 
 /// Extra time a handle waits for the task's reply past the deadline it gave it, so that a
 /// reply sent right at the deadline is not missed.
 const REPLY_GRACE: Duration = Duration::from_millis(100);
-
-/// Keeps the publisher alive for the layer, its services and handles; when the last one
-/// goes, the task drains what is queued for up to 5 s, disconnects and ends.
-#[derive(Debug)]
-pub(crate) struct Link {
-    pub(crate) shared: Arc<Shared>,
-}
-
-impl Drop for Link {
-    fn drop(&mut self) {
-        self.shared.release();
-    }
-}
-
-/// Where the publisher task is in its life.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-#[non_exhaustive]
-pub enum PublisherState {
-    /// Eventing is off: `MPS_MQTT_ADDRESS` is unset or empty.
-    #[default]
-    Disabled,
-    /// No request has been served yet; the task starts with the first one.
-    NotStarted,
-    /// Accepting events and delivering them whenever the broker is reachable.
-    Running,
-    /// [`PublisherHandle::shutdown`] was called: new events are refused, queued ones drained.
-    ShuttingDown,
-    /// Shut down: new events are refused and counted in [`Stats::dropped_closed`].
-    ShutDown,
-    /// The task ended unexpectedly (see [`PublisherHandle::stop_reason`]); the layer keeps
-    /// serving requests and counts their events in [`Stats::dropped_closed`].
-    Stopped,
-}
-
-/// A snapshot of the publisher's counters.
-///
-/// Every event the layer captures is either accepted into the queue (`enqueued`) or dropped
-/// (`dropped_queue_full`, `dropped_closed`). Every accepted event is delivered, failed, or
-/// still pending, so at any moment
-///
-/// ```text
-/// enqueued == delivered + failed + queue_len + in_flight
-/// ```
-///
-/// (up to events moving between counters while the snapshot is read).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-#[non_exhaustive]
-pub struct Stats {
-    /// Events accepted into the queue.
-    pub enqueued: u64,
-    /// Events refused because the queue was full (the newest are dropped, so what is queued
-    /// stays in order). The first drop is logged once.
-    pub dropped_queue_full: u64,
-    /// Events refused because the publisher was shut down or had stopped.
-    pub dropped_closed: u64,
-    /// Events whose PUBLISH was written to the broker connection, counted once even when sent
-    /// again after a reconnect.
-    pub published: u64,
-    /// Events the broker acknowledged (QoS 1).
-    pub acknowledged: u64,
-    /// Events that reached the broker: `acknowledged` at QoS 1, `published` at QoS 0.
-    pub delivered: u64,
-    /// Accepted events given up on: undelivered at the shutdown deadline, left behind by a
-    /// task that died, or impossible to encode.
-    pub failed: u64,
-    /// Times the connection was established again after it was lost.
-    pub reconnects: u64,
-    /// Events waiting in the queue.
-    pub queue_len: u64,
-    /// Events taken from the queue and not yet delivered (handed to the MQTT client, or held
-    /// to be sent again after a reconnect).
-    pub in_flight: u64,
-    /// Whether the publisher is connected to the broker now.
-    pub connected: bool,
-    /// Where the publisher task is in its life.
-    pub state: PublisherState,
-}
-
-impl Stats {
-    /// Events accepted and not yet delivered or failed: `queue_len + in_flight`.
-    #[must_use]
-    pub fn pending(&self) -> u64 {
-        self.queue_len + self.in_flight
-    }
-}
-
-/// What [`PublisherHandle::shutdown`] could and could not deliver.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-#[non_exhaustive]
-pub struct ShutdownReport {
-    /// Events delivered over the publisher's life.
-    pub delivered: u64,
-    /// Events still queued or in flight at the deadline, now counted in [`Stats::failed`].
-    pub undelivered: u64,
-    /// Events dropped over the publisher's life (queue full or after shutdown).
-    pub dropped: u64,
-    /// The counters after shutdown.
-    pub stats: Stats,
-}
 
 /// Reads the publisher's statistics, flushes it and shuts it down. Cheap to clone.
 ///
@@ -119,8 +20,8 @@ pub struct ShutdownReport {
 /// return at once.
 ///
 /// Keep a handle (or the layer) for as long as events should flow: when the layer, every
-/// service made from it and every handle are dropped, the task gives queued events up to 5
-/// seconds, then disconnects. Nothing blocks in `Drop`; if the runtime stops first, what is
+/// service made from it and every handle are dropped, the task's control channel closes; it
+/// gives queued events up to 5 seconds, then disconnects and ends. Nothing blocks in `Drop`; if the runtime stops first, what is
 /// still queued is lost, so call [`shutdown`](Self::shutdown) before the runtime ends.
 #[derive(Debug, Clone, Default)]
 #[must_use]
@@ -144,14 +45,28 @@ impl PublisherHandle {
     pub fn stats(&self) -> Stats {
         self.link
             .as_ref()
-            .map(|l| l.shared.stats())
+            .map(|link| link.shared().stats())
             .unwrap_or_default()
     }
 
     /// Why the publisher task stopped, if it died (a panic, or its runtime went away).
     #[must_use]
     pub fn stop_reason(&self) -> Option<String> {
-        self.link.as_ref().and_then(|l| l.shared.stop_reason())
+        self.link.as_ref().and_then(|link| link.shared().stop_reason())
+    }
+
+    /// The topic events are published on (`None` when eventing is off), as resolved from
+    /// the environment and the builder.
+    #[must_use]
+    pub fn topic(&self) -> Option<&str> {
+        self.link.as_deref().map(Link::topic)
+    }
+
+    /// The broker address, e.g. `mqtt://mps:***@mosquitto:1883`, with any password replaced
+    /// by `***` (`None` when eventing is off): safe to log or show on a status page.
+    #[must_use]
+    pub fn broker(&self) -> Option<&str> {
+        self.link.as_deref().map(Link::broker)
     }
 
     /// Waits until every event accepted before this call is delivered (acknowledged at QoS
@@ -166,20 +81,20 @@ impl PublisherHandle {
         let Some(link) = &self.link else {
             return Ok(());
         };
-        let shared = &link.shared;
-        shared.start();
+        let shared = link.shared();
+        link.start();
         let deadline = Instant::now() + timeout;
         let stopped = || FlushError::Stopped {
             reason: shared
                 .stop_reason()
                 .unwrap_or_else(|| "it was shut down".to_owned()),
         };
-        if shared.has_ended() {
+        if shared.lifecycle.phase().has_ended() {
             return Err(stopped());
         }
         let (reply, done) = oneshot::channel();
         let sent =
-            tokio::time::timeout_at(deadline, shared.control().send(Control::Flush(reply))).await;
+            tokio::time::timeout_at(deadline, link.control().send(Control::Flush(reply))).await;
         let result = match sent {
             Ok(Ok(())) => tokio::time::timeout_at(deadline, done).await,
             Ok(Err(_)) => return Err(stopped()),
@@ -205,17 +120,17 @@ impl PublisherHandle {
         let Some(link) = &self.link else {
             return ShutdownReport::default();
         };
-        let shared = &link.shared;
-        shared.start();
+        let shared = link.shared();
+        link.start();
         let deadline = Instant::now() + timeout;
-        if !shared.has_ended() {
+        if !shared.lifecycle.phase().has_ended() {
             let (reply, done) = oneshot::channel();
             let message = Control::Shutdown {
                 deadline,
                 reply: Some(reply),
             };
             let grace = deadline + REPLY_GRACE;
-            if let Ok(Ok(())) = tokio::time::timeout_at(grace, shared.control().send(message)).await
+            if let Ok(Ok(())) = tokio::time::timeout_at(grace, link.control().send(message)).await
             {
                 let _ = tokio::time::timeout_at(grace, done).await;
             }
@@ -223,7 +138,7 @@ impl PublisherHandle {
         let stats = shared.stats();
         ShutdownReport {
             delivered: stats.delivered,
-            undelivered: shared.undelivered_at_shutdown() + stats.pending(),
+            undelivered: stats.failed + stats.pending(),
             dropped: stats.dropped_queue_full + stats.dropped_closed,
             stats,
         }

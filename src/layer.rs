@@ -11,11 +11,10 @@ use pin_project_lite::pin_project;
 use tower_layer::Layer;
 use tower_service::Service;
 
-use crate::config::{Builder, Config};
-use crate::error::ConfigError;
-use crate::event::{Outcome, Record, method_name};
-use crate::handle::{Link, PublisherHandle};
-use crate::publisher::Shared;
+use crate::config::Config;
+use crate::handle::PublisherHandle;
+use crate::publisher::{Link, PublisherTask};
+use crate::record::{Outcome, Record, method_name};
 use crate::routes::{self, Guid, RouteId};
 
 /// A Tower layer that publishes an MPS-compatible event to MQTT for every request.
@@ -43,42 +42,6 @@ pub struct MqttEventLayer {
 }
 
 impl MqttEventLayer {
-    /// The layer the environment asks for (see [`Builder::from_env`] for the variables).
-    ///
-    /// # Panics
-    ///
-    /// When a variable holds a value that cannot be used, with the message of the
-    /// [`ConfigError`], e.g. `invalid MPS_MQTT_ADDRESS "htp://mosquitto:8883": unsupported
-    /// scheme "htp"; ...`. Call it once at startup (MPS fails fast the same way), or use
-    /// [`try_from_env`](Self::try_from_env) to handle the error.
-    pub fn from_env() -> Self {
-        match Self::try_from_env() {
-            Ok(layer) => layer,
-            Err(err) => panic!("{err}"),
-        }
-    }
-
-    /// The layer the environment asks for, or the first value that cannot be used.
-    ///
-    /// Logs `MQTT is turned off` (info) when `MPS_MQTT_ADDRESS` is unset or empty, as MPS
-    /// does.
-    ///
-    /// # Errors
-    ///
-    /// A [`ConfigError`] naming the variable and its (password-redacted) value.
-    pub fn try_from_env() -> Result<Self, ConfigError> {
-        let layer = Builder::from_env()?.build()?;
-        if !layer.is_enabled() {
-            tracing::info!("MQTT is turned off");
-        }
-        Ok(layer)
-    }
-
-    /// A builder to set the options in code; eventing is off until an address is set.
-    pub fn builder() -> Builder {
-        Builder::default()
-    }
-
     /// A layer that publishes nothing: its services call the inner service directly.
     pub fn disabled() -> Self {
         Self { link: None }
@@ -86,9 +49,7 @@ impl MqttEventLayer {
 
     pub(crate) fn with_config(config: Config) -> Self {
         Self {
-            link: Some(Arc::new(Link {
-                shared: Shared::new(config),
-            })),
+            link: Some(Arc::new(Link::new(config))),
         }
     }
 
@@ -99,12 +60,12 @@ impl MqttEventLayer {
     }
 
     /// The publisher task, taken out so the layer never spawns it; a finished future when
-    /// eventing is off.
-    pub(crate) fn take_task(&self) -> crate::PublisherTask {
-        match &self.link {
-            Some(link) => link.shared.take_task(),
-            None => crate::PublisherTask::new(async {}),
-        }
+    /// eventing is off or the task was already taken.
+    pub(crate) fn take_task(&self) -> PublisherTask {
+        self.link
+            .as_ref()
+            .and_then(|link| link.take_task())
+            .unwrap_or_else(PublisherTask::finished)
     }
 
     /// A handle for statistics, flush and shutdown.
@@ -245,7 +206,7 @@ impl Drop for Capture {
             self.outcome
         };
         let finished = Instant::now();
-        self.link.shared.push(Record {
+        self.link.push(Record {
             route: self.route,
             guid: self.guid,
             method: self.method,

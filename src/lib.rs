@@ -34,24 +34,24 @@
 //! at [`Builder::from_env`]) or from code ([`MqttEventLayer::builder`]). The
 //! [`PublisherHandle`] reads [`Stats`], flushes, and shuts down within a deadline.
 
-mod config;
+// Modules in the order they depend on each other: each imports only those above it.
 mod error;
+mod config;
+mod routes;
+mod record;
 mod event;
+mod publisher;
 mod handle;
 mod layer;
-mod publisher;
-mod routes;
+mod builder;
 
-pub use config::{
-    Builder, DEFAULT_PORT, DEFAULT_QUEUE_CAPACITY, DEFAULT_RECONNECT_MAX, DEFAULT_RECONNECT_MIN,
-    DEFAULT_TOPIC, ENV_ADDRESS, ENV_CLIENT_ID, ENV_QOS, ENV_QUEUE_CAPACITY, ENV_TOPIC,
-    MAX_QUEUE_CAPACITY, Qos,
-};
+pub use builder::Builder;
+pub use config::{DEFAULT_QUEUE_CAPACITY, MAX_QUEUE_CAPACITY, Qos};
 pub use error::{ConfigError, FlushError};
 pub use event::{Event, EventType, HttpInfo};
-pub use handle::{PublisherHandle, PublisherState, ShutdownReport, Stats};
+pub use handle::PublisherHandle;
 pub use layer::{MqttEventLayer, MqttEventService, ResponseFuture};
-pub use publisher::PublisherTask;
+pub use publisher::{PublisherState, PublisherTask, ShutdownReport, Stats};
 
 /// A random number for client ids and backoff jitter, from the standard library's
 /// per-process random hash keys (no extra dependency, not for cryptography).

@@ -1,26 +1,12 @@
 //! MPS's REST routes and what MPS says about each: the `methods` name and the messages of its
-//! events (`../shared/reference/mps-routes.tsv`, MPS 2.13.22), as pure functions.
+//! events (MPS 2.13.22; the same facts as `tests/data/mps-routes.tsv`), as pure functions.
 
 use std::sync::LazyLock;
 
 use http::Method;
 
-use crate::event::{EventType, Outcome};
-
-/// `message` of a success event on a route where MPS publishes no success text.
-pub(crate) const GENERIC_SUCCESS: &str = "Request succeeded";
-/// `message` of a fail event on a route where MPS publishes no text for that failure.
-pub(crate) const GENERIC_FAIL: &str = "Request failed";
-/// `message` of the event of a request whose client went away before the response.
-pub(crate) const CANCELLED: &str = "Request cancelled before a response was sent";
 /// MPS's text for an exception in a handler; ours for an error from the inner service.
 pub(crate) const INTERNAL_ERROR: &str = "Internal Service Error";
-/// `methods` value of the events of requests to paths outside the route table.
-pub(crate) const UNKNOWN_OPERATION: &str = "unknown";
-
-const CIRA_OPERATION: &str = "CIRA_Connection";
-const DEVICE_NOT_FOUND: &str = "Device Not Found";
-
 /// One REST route of MPS.
 #[derive(Debug)]
 pub(crate) struct Route {
@@ -30,13 +16,13 @@ pub(crate) struct Route {
     /// The `methods` value: the AMT operation, or the handler name where MPS publishes none.
     pub(crate) operation: &'static str,
     /// Text of a success (HTTP < 400); falls back to [`GENERIC_SUCCESS`].
-    success: Option<&'static str>,
+    pub(crate) success: Option<&'static str>,
     /// Text of a failure the handler reports itself (HTTP 4xx).
-    soft_fail: Option<&'static str>,
+    pub(crate) soft_fail: Option<&'static str>,
     /// Text of an exception (HTTP 5xx).
-    error: Option<&'static str>,
+    pub(crate) error: Option<&'static str>,
     /// Behind MPS's CIRA middleware: HTTP 404 means the device is not connected.
-    cira: bool,
+    pub(crate) cira: bool,
 }
 
 impl Route {
@@ -206,39 +192,6 @@ pub(crate) fn recognize(method: &Method, path: &str) -> (Option<RouteId>, Option
     }
 }
 
-/// What the event of a request says: its type, `message` and `methods` value.
-pub(crate) fn describe(
-    route: Option<&Route>,
-    outcome: Outcome,
-) -> (EventType, &'static str, &'static str) {
-    let Some(route) = route else {
-        let (kind, message) = match outcome {
-            Outcome::Status(status) if status < 400 => (EventType::Success, GENERIC_SUCCESS),
-            Outcome::Status(_) => (EventType::Fail, GENERIC_FAIL),
-            Outcome::Cancelled => (EventType::Fail, CANCELLED),
-            Outcome::ServiceError | Outcome::Panicked => (EventType::Fail, INTERNAL_ERROR),
-        };
-        return (kind, message, UNKNOWN_OPERATION);
-    };
-    let op = route.operation;
-    match outcome {
-        Outcome::Status(status) if status < 400 => (
-            EventType::Success,
-            route.success.unwrap_or(GENERIC_SUCCESS),
-            op,
-        ),
-        Outcome::Status(404) if route.cira => (EventType::Fail, DEVICE_NOT_FOUND, CIRA_OPERATION),
-        Outcome::Status(status) if status >= 500 => {
-            (EventType::Fail, route.error.unwrap_or(GENERIC_FAIL), op)
-        }
-        Outcome::Status(_) => (EventType::Fail, route.soft_fail.unwrap_or(GENERIC_FAIL), op),
-        Outcome::Cancelled => (EventType::Fail, CANCELLED, op),
-        Outcome::ServiceError | Outcome::Panicked => {
-            (EventType::Fail, route.error.unwrap_or(INTERNAL_ERROR), op)
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -353,108 +306,4 @@ mod tests {
         assert_eq!(route, None, "an empty guid segment is no route");
     }
 
-    #[test]
-    fn messages_follow_mps_per_outcome() {
-        let power = route_of(Method::POST, &format!("/api/v1/amt/power/action/{GUID}"));
-        let state = route_of(Method::GET, &format!("/api/v1/amt/power/state/{GUID}"));
-        let devices = route_of(Method::GET, "/api/v1/devices");
-        let health = route_of(Method::GET, "/api/v1/health");
-        let cases = [
-            (
-                power,
-                Outcome::Status(200),
-                (
-                    EventType::Success,
-                    "Power Action requested",
-                    "AMT_PowerAction",
-                ),
-            ),
-            (
-                power,
-                Outcome::Status(404),
-                (EventType::Fail, "Device Not Found", "CIRA_Connection"),
-            ),
-            (
-                power,
-                Outcome::Status(500),
-                (EventType::Fail, "Internal Service Error", "AMT_PowerAction"),
-            ),
-            (
-                power,
-                Outcome::Status(400),
-                (EventType::Fail, "Request failed", "AMT_PowerAction"),
-            ),
-            (
-                power,
-                Outcome::ServiceError,
-                (EventType::Fail, "Internal Service Error", "AMT_PowerAction"),
-            ),
-            (
-                power,
-                Outcome::Cancelled,
-                (EventType::Fail, CANCELLED, "AMT_PowerAction"),
-            ),
-            (
-                state,
-                Outcome::Status(200),
-                (
-                    EventType::Success,
-                    "Power State requested",
-                    "AMT_PowerState",
-                ),
-            ),
-            (
-                state,
-                Outcome::Status(400),
-                (
-                    EventType::Fail,
-                    "Power State request failed",
-                    "AMT_PowerState",
-                ),
-            ),
-            (
-                devices,
-                Outcome::Status(200),
-                (EventType::Success, "Request succeeded", "getAllDevices"),
-            ),
-            (
-                devices,
-                Outcome::Status(404),
-                (EventType::Fail, "Request failed", "getAllDevices"),
-            ),
-            (
-                health,
-                Outcome::Status(500),
-                (EventType::Fail, "Health Check Failed", "getHealthCheck"),
-            ),
-            (
-                health,
-                Outcome::Status(503),
-                (EventType::Fail, "Health Check Failed", "getHealthCheck"),
-            ),
-            (
-                None,
-                Outcome::Status(302),
-                (EventType::Success, "Request succeeded", "unknown"),
-            ),
-            (
-                None,
-                Outcome::Status(404),
-                (EventType::Fail, "Request failed", "unknown"),
-            ),
-            (
-                None,
-                Outcome::Panicked,
-                (EventType::Fail, "Internal Service Error", "unknown"),
-            ),
-        ];
-        for (route, outcome, expected) in cases {
-            assert_eq!(
-                describe(route, outcome),
-                expected,
-                "{:?} {outcome:?}",
-                route.map(|r| r.template)
-            );
-        }
-    }
 }
