@@ -50,9 +50,7 @@ use axum::http::{Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use embedded_broker::EmbeddedBroker;
-use mps_mqtt_events::{
-    Builder, ConfigError, DEFAULT_PORT, DEFAULT_TOPIC, ENV_ADDRESS, ENV_TOPIC, MqttEventLayer,
-};
+use mps_mqtt_events::{Builder, ConfigError, MqttEventLayer};
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS, SubscribeReasonCode};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -60,6 +58,8 @@ use tokio::sync::{RwLock, oneshot, watch};
 use tracing::{info, warn};
 use tracing_subscriber::EnvFilter;
 
+/// The crate's variable that names the broker; unset here means the embedded demo broker.
+const ENV_ADDRESS: &str = "MPS_MQTT_ADDRESS";
 /// Environment variable with the HTTP port, as in MPS.
 const ENV_WEB_PORT: &str = "MPS_WEB_PORT";
 /// Environment variable with the IP address to listen on (this example only).
@@ -192,12 +192,12 @@ impl Events {
             .is_some_and(|value| !value.to_string_lossy().trim().is_empty());
         if external {
             let layer = MqttEventLayer::try_from_env()?;
-            let mode = if layer.is_enabled() {
-                Mode::External {
-                    watch: mosquitto_sub_command(&env_or(ENV_ADDRESS, ""), &topic_from_env()),
-                }
-            } else {
-                Mode::Off
+            let handle = layer.handle();
+            let mode = match (handle.broker(), handle.topic()) {
+                (Some(broker), Some(topic)) => Mode::External {
+                    watch: mosquitto_sub_command(broker, topic),
+                },
+                _ => Mode::Off,
             };
             return Ok(Events { layer, mode });
         }
@@ -205,12 +205,10 @@ impl Events {
         let builder = Builder::from_env()?;
         let broker = EmbeddedBroker::start();
         let layer = builder.address(broker.url()).build()?;
+        let topic = layer.handle().topic().unwrap_or_default().to_owned();
         Ok(Events {
             layer,
-            mode: Mode::Embedded {
-                broker,
-                topic: topic_from_env(),
-            },
+            mode: Mode::Embedded { broker, topic },
         })
     }
 }
@@ -236,16 +234,7 @@ impl fmt::Display for Mode {
     }
 }
 
-/// The topic the layer publishes on; call after the layer was built, which validated it.
-fn topic_from_env() -> String {
-    env_or(ENV_TOPIC, DEFAULT_TOPIC)
-}
-
-fn env_or(name: &str, default: &str) -> String {
-    std::env::var(name).unwrap_or_else(|_| default.to_owned())
-}
-
-/// `mosquitto_sub -h HOST [-p PORT] -t 'TOPIC/#' -v` for a validated broker address.
+/// `mosquitto_sub -h HOST [-p PORT] -t 'TOPIC/#' -v` for the layer's (redacted) broker.
 fn mosquitto_sub_command(address: &str, topic: &str) -> String {
     let url = url::Url::parse(address.trim()).ok();
     let host = match url.as_ref().and_then(url::Url::host) {
@@ -255,7 +244,7 @@ fn mosquitto_sub_command(address: &str, topic: &str) -> String {
         None => "HOST".to_owned(),
     };
     let port = match url.and_then(|u| u.port()) {
-        Some(port) if port != DEFAULT_PORT => format!(" -p {port}"),
+        Some(port) if port != 1883 => format!(" -p {port}"),
         _ => String::new(),
     };
     format!("mosquitto_sub -h {host}{port} -t '{topic}/#' -v")
