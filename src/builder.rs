@@ -6,8 +6,8 @@ use std::time::Duration;
 use crate::config::{
     Config, DEFAULT_CONNECT_TIMEOUT, DEFAULT_KEEP_ALIVE, DEFAULT_QUEUE_CAPACITY,
     DEFAULT_RECONNECT_MAX, DEFAULT_RECONNECT_MIN, DEFAULT_TOPIC, ENV_ADDRESS, ENV_CLIENT_ID,
-    ENV_QOS, ENV_QUEUE_CAPACITY, ENV_TOPIC, Qos, check_capacity, default_client_id,
-    parse_address, parse_capacity, parse_qos, redact, validate_client_id, validate_topic,
+    ENV_QOS, ENV_QUEUE_CAPACITY, ENV_TOPIC, Qos, check_capacity, default_client_id, parse_address,
+    parse_capacity, parse_qos, redact, validate_client_id, validate_topic,
 };
 use crate::error::ConfigError;
 use crate::layer::MqttEventLayer;
@@ -181,8 +181,8 @@ impl Builder {
     /// up to `max`, and each delay is drawn at random from its upper half so that replicas
     /// spread out. A connection that held for 10 s resets the delay to `min`; one that breaks
     /// sooner (a duplicate client id, a broker that accepts then closes) keeps doubling it, so
-    /// nothing reconnects in a tight loop. Defaults to [`DEFAULT_RECONNECT_MIN`] (100 ms) and
-    /// [`DEFAULT_RECONNECT_MAX`] (1 s): a broker that returns is used again within a second,
+    /// nothing reconnects in a tight loop. Defaults to 100 ms and 1 s: a broker that returns
+    /// is used again within a second,
     /// and a broker that is down sees about one attempt a second from each process.
     pub fn reconnect_backoff(mut self, min: Duration, max: Duration) -> Self {
         self.reconnect = Some((min, max));
@@ -272,7 +272,9 @@ impl Builder {
             None => (DEFAULT_RECONNECT_MIN, DEFAULT_RECONNECT_MAX),
         };
         let keep_alive = match self.keep_alive {
-            Some(k) if k < Duration::from_secs(1) || k > Duration::from_secs(u64::from(u16::MAX)) => {
+            Some(k)
+                if k < Duration::from_secs(1) || k > Duration::from_secs(u64::from(u16::MAX)) =>
+            {
                 return Err(ConfigError::InvalidKeepAlive { keep_alive: k });
             }
             Some(k) => Duration::from_secs(k.as_secs()),
@@ -295,7 +297,6 @@ impl Builder {
         }))
     }
 }
-
 
 /// The constructors that read the environment or start a [`Builder`].
 impl MqttEventLayer {
@@ -334,7 +335,6 @@ impl MqttEventLayer {
     pub fn builder() -> Builder {
         Builder::default()
     }
-
 }
 
 #[cfg(test)]
@@ -371,7 +371,9 @@ mod tests {
                 .into_config()
         };
         let s = Duration::from_secs;
-        let config = build(Duration::from_millis(2500), s(1)).expect("valid").expect("on");
+        let config = build(Duration::from_millis(2500), s(1))
+            .expect("valid")
+            .expect("on");
         assert_eq!((config.keep_alive, config.connect_timeout), (s(2), s(1)));
         let err = build(Duration::from_millis(999), s(1)).expect_err("below 1 s");
         assert_eq!(
@@ -380,7 +382,9 @@ mod tests {
         );
         assert!(build(s(65_536), s(1)).is_err());
         assert!(build(s(1), Duration::ZERO).is_err());
-        let default = from_vars(&[(ENV_ADDRESS, "mqtt://b")]).expect("valid").expect("on");
+        let default = from_vars(&[(ENV_ADDRESS, "mqtt://b")])
+            .expect("valid")
+            .expect("on");
         assert_eq!(
             (default.keep_alive, default.connect_timeout),
             (DEFAULT_KEEP_ALIVE, DEFAULT_CONNECT_TIMEOUT)
@@ -560,7 +564,6 @@ mod tests {
             "invalid MPS_MQTT_TOPIC: the value is not valid UTF-8"
         );
     }
-
 
     proptest! {
         #[test]

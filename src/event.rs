@@ -1,7 +1,7 @@
 //! The event published for each request: MPS's fields, then an `http` object.
 
-use std::borrow::Cow;
 use serde::{Deserialize, Serialize};
+use std::borrow::Cow;
 
 use crate::record::{Outcome, Record};
 use crate::routes::{self, Guid, INTERNAL_ERROR, Route};
@@ -76,7 +76,11 @@ impl Event {
         let route = record.route.map(|id| &routes::ROUTES[usize::from(id)]);
         let (kind, message, operation) = describe(route, record.outcome);
         let guid = match route {
-            Some(r) if r.has_guid() => record.guid.as_ref().and_then(Guid::as_str).map(str::to_owned),
+            Some(r) if r.has_guid() => record
+                .guid
+                .as_ref()
+                .and_then(Guid::as_str)
+                .map(str::to_owned),
             _ => None,
         };
         let status = match record.outcome {
@@ -101,7 +105,6 @@ impl Event {
     }
 }
 
-
 /// `message` of a success event on a route where MPS publishes no success text.
 pub(crate) const GENERIC_SUCCESS: &str = "Request succeeded";
 /// `message` of a fail event on a route where MPS publishes no text for that failure.
@@ -113,7 +116,6 @@ pub(crate) const UNKNOWN_OPERATION: &str = "unknown";
 
 const CIRA_OPERATION: &str = "CIRA_Connection";
 const DEVICE_NOT_FOUND: &str = "Device Not Found";
-
 
 /// What the event of a request says: its type, `message` and `methods` value.
 pub(crate) fn describe(
@@ -147,7 +149,6 @@ pub(crate) fn describe(
         }
     }
 }
-
 
 #[cfg(test)]
 mod tests {

@@ -52,7 +52,9 @@ impl PublisherHandle {
     /// Why the publisher task stopped, if it died (a panic, or its runtime went away).
     #[must_use]
     pub fn stop_reason(&self) -> Option<String> {
-        self.link.as_ref().and_then(|link| link.shared().stop_reason())
+        self.link
+            .as_ref()
+            .and_then(|link| link.shared().stop_reason())
     }
 
     /// The topic events are published on (`None` when eventing is off), as resolved from
@@ -130,8 +132,7 @@ impl PublisherHandle {
                 reply: Some(reply),
             };
             let grace = deadline + REPLY_GRACE;
-            if let Ok(Ok(())) = tokio::time::timeout_at(grace, link.control().send(message)).await
-            {
+            if let Ok(Ok(())) = tokio::time::timeout_at(grace, link.control().send(message)).await {
                 let _ = tokio::time::timeout_at(grace, done).await;
             }
         }

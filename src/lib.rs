@@ -35,15 +35,15 @@
 //! [`PublisherHandle`] reads [`Stats`], flushes, and shuts down within a deadline.
 
 // Modules in the order they depend on each other: each imports only those above it.
-mod error;
+mod builder;
 mod config;
-mod routes;
-mod record;
+mod error;
 mod event;
-mod publisher;
 mod handle;
 mod layer;
-mod builder;
+mod publisher;
+mod record;
+mod routes;
 
 pub use builder::Builder;
 pub use config::{DEFAULT_QUEUE_CAPACITY, MAX_QUEUE_CAPACITY, Qos};

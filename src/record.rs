@@ -58,7 +58,6 @@ impl Record {
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
     }
-
 }
 
 #[cfg(test)]

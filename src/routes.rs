@@ -305,5 +305,4 @@ mod tests {
         let (route, _) = recognize(&Method::GET, "/api/v1/devices/");
         assert_eq!(route, None, "an empty guid segment is no route");
     }
-
 }

@@ -1226,7 +1226,9 @@ fn assert_stopped_publisher_is_visible(layer: &MqttEventLayer) {
         eprintln!("publisher death: stop_reason {reason:?}, flush {flushed:?}, {stats:?}");
         assert_eq!(stats.state, PublisherState::Stopped, "{stats:#?}");
         assert!(
-            reason.as_deref().is_some_and(|r| r.contains("dropped before")),
+            reason
+                .as_deref()
+                .is_some_and(|r| r.contains("dropped before")),
             "stop_reason {reason:?}"
         );
         assert_eq!(stats.dropped_closed, 10, "{stats:#?}");

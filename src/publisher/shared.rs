@@ -105,7 +105,13 @@ impl Shared {
 
     #[cold]
     fn dropped_full(&self) {
-        if self.counters.dropped_queue_full.0.fetch_add(1, Ordering::Relaxed) == 0 {
+        if self
+            .counters
+            .dropped_queue_full
+            .0
+            .fetch_add(1, Ordering::Relaxed)
+            == 0
+        {
             tracing::warn!(
                 capacity = self.queue.capacity(),
                 "MQTT event queue full: dropping new events (counted in dropped_queue_full)"

@@ -115,7 +115,12 @@ impl Lifecycle {
     pub(crate) fn end(&self, how: Phase) -> bool {
         debug_assert!(how.has_ended());
         self.advance(
-            &[Phase::Lazy, Phase::HandedOut, Phase::Running, Phase::Closing],
+            &[
+                Phase::Lazy,
+                Phase::HandedOut,
+                Phase::Running,
+                Phase::Closing,
+            ],
             how,
         )
     }

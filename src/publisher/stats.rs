@@ -92,4 +92,3 @@ pub struct ShutdownReport {
     /// The counters after shutdown.
     pub stats: Stats,
 }
-

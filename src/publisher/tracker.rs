@@ -326,7 +326,10 @@ mod tests {
             }
             let pkid = send(&mut t, seq..seq + 1, &mut end)[0];
             seq += 1;
-            assert!(in_use.insert(pkid), "packet id {pkid} reused while in flight");
+            assert!(
+                in_use.insert(pkid),
+                "packet id {pkid} reused while in flight"
+            );
             t.written(end);
             assert_eq!(t.acknowledged(pkid), Ack::Delivered);
             in_use.remove(&pkid);

@@ -243,7 +243,10 @@ impl Worker {
                         look_at = now + TICK;
                         let quiet = now.duration_since(busy_at) >= IDLE_AFTER;
                         let lifecycle = &self.shared.lifecycle;
-                        if quiet && lifecycle.try_park(self.shared.counters.enqueued.atomic(), self.taken) {
+                        if quiet
+                            && lifecycle
+                                .try_park(self.shared.counters.enqueued.atomic(), self.taken)
+                        {
                             Wait::Parked
                         } else {
                             Wait::Until(look_at)
@@ -449,7 +452,9 @@ impl Worker {
     /// Closes the session cleanly when everything was delivered, counts what was not, and
     /// tells the callers of shutdown.
     async fn finish(self, session: Option<Session>) {
-        let (deadline, replies) = self.shutdown.unwrap_or_else(|| (Instant::now(), Vec::new()));
+        let (deadline, replies) = self
+            .shutdown
+            .unwrap_or_else(|| (Instant::now(), Vec::new()));
         if let Some(session) = session {
             session
                 .disconnect(deadline.max(Instant::now() + Duration::from_millis(20)))
