@@ -121,7 +121,7 @@ fn assert_alive(handle: &PublisherHandle) {
 
 /// The most connection attempts that fit in `window` when each retry waits at least the
 /// lower half of its exponential delay from [`BACKOFF_MIN`] to [`BACKOFF_MAX`] (the jitter
-/// draws from the upper half), counting the first, immediate one. As in tests/faults.rs.
+/// draws from the upper half), counting the first, immediate one. As in tests/faults/main.rs.
 fn max_attempts(window: Duration) -> u64 {
     let mut attempts = 1;
     let mut at = Duration::ZERO;

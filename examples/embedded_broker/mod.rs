@@ -14,9 +14,10 @@
 //!   further behind than that loses messages without notice, even at QoS 1. Measure
 //!   throughput against Mosquitto, not against this broker.
 //!
-//! Used from `examples/mps_server.rs` (`mod embedded_broker;`) and from `tests/support`
-//! (`#[path = "../../examples/embedded_broker/mod.rs"] mod embedded_broker;`), so it depends
-//! on nothing else in the example.
+//! Used from `examples/mps_server/main.rs` (`#[path = "../embedded_broker/mod.rs"] mod
+//! embedded_broker;`) and from `tests/support` (`#[path =
+//! "../../examples/embedded_broker/mod.rs"] mod embedded_broker;`), so it depends on nothing
+//! else in the example.
 //!
 //! [rumqttd]: https://docs.rs/rumqttd/0.20
 
