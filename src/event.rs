@@ -70,17 +70,58 @@ pub struct HttpInfo {
     pub latency_ms: f64,
 }
 
-impl Event {
-    /// The event of this request, stamped with `timestamp`.
-    pub(crate) fn of(record: &Record, timestamp: u64, id: String) -> Self {
+/// The `id` of an event: `<instance as 16 hex digits>-<seq>`, written without allocating.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct EventId {
+    /// Random per publisher task, so ids are unique across processes.
+    pub(crate) instance: u64,
+    /// Order of the event in its task.
+    pub(crate) seq: u64,
+}
+
+impl std::fmt::Display for EventId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:016x}-{}", self.instance, self.seq)
+    }
+}
+
+impl Serialize for EventId {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+/// An [`Event`] as the publisher serializes it: the same JSON, byte for byte (a test pins
+/// it), borrowing everything so that encoding an event allocates nothing.
+#[derive(Debug, Serialize)]
+pub(crate) struct EventView<'a> {
+    #[serde(rename = "type")]
+    kind: EventType,
+    message: &'static str,
+    methods: [&'static str; 1],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    guid: Option<&'a str>,
+    timestamp: u64,
+    id: EventId,
+    http: HttpView,
+}
+
+/// The `http` object of an [`EventView`].
+#[derive(Debug, Serialize)]
+struct HttpView {
+    method: &'static str,
+    path: Option<&'static str>,
+    status: Option<u16>,
+    latency_ms: f64,
+}
+
+impl<'a> EventView<'a> {
+    /// The event of the request `record` describes, stamped with `timestamp` and `id`.
+    pub(crate) fn new(record: &'a Record, timestamp: u64, id: EventId) -> Self {
         let route = record.route.map(|id| &routes::ROUTES[usize::from(id)]);
         let (kind, message, operation) = describe(route, record.outcome);
         let guid = match route {
-            Some(r) if r.has_guid() => record
-                .guid
-                .as_ref()
-                .and_then(Guid::as_str)
-                .map(str::to_owned),
+            Some(r) if r.has_guid() => record.guid.as_ref().and_then(Guid::as_str),
             _ => None,
         };
         let status = match record.outcome {
@@ -88,18 +129,47 @@ impl Event {
             _ => None,
         };
         let micros = u64::try_from(record.latency.as_micros()).unwrap_or(u64::MAX);
-        Event {
+        Self {
             kind,
-            message: Cow::Borrowed(message),
-            methods: vec![Cow::Borrowed(operation)],
+            message,
+            methods: [operation],
             guid,
+            timestamp,
+            id,
+            http: HttpView {
+                method: record.method,
+                path: route.map(|r| r.template),
+                status,
+                latency_ms: micros as f64 / 1000.0,
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+impl Event {
+    /// The owned form of [`EventView::new`], with any `id`.
+    pub(crate) fn of(record: &Record, timestamp: u64, id: String) -> Self {
+        let view = EventView::new(
+            record,
+            timestamp,
+            EventId {
+                instance: 0,
+                seq: 0,
+            },
+        );
+        Event {
+            kind: view.kind,
+            message: Cow::Borrowed(view.message),
+            methods: vec![Cow::Borrowed(view.methods[0])],
+            guid: view.guid.map(str::to_owned),
             timestamp,
             id: Some(id),
             http: Some(HttpInfo {
-                method: Cow::Borrowed(record.method),
-                path: route.map(|r| Cow::Borrowed(r.template)),
-                status,
-                latency_ms: micros as f64 / 1000.0,
+                method: Cow::Borrowed(view.http.method),
+                path: view.http.path.map(Cow::Borrowed),
+                status: view.http.status,
+                latency_ms: view.http.latency_ms,
             }),
         }
     }
@@ -385,6 +455,39 @@ mod tests {
                 "{:?} {outcome:?}",
                 route.map(|r| r.template)
             );
+        }
+    }
+
+    #[test]
+    fn the_view_serializes_exactly_as_the_event() {
+        let outcomes = [
+            Outcome::Status(200),
+            Outcome::Status(404),
+            Outcome::Status(503),
+            Outcome::Cancelled,
+            Outcome::ServiceError,
+            Outcome::Panicked,
+        ];
+        let mut paths: Vec<(Method, String)> = routes::ROUTES
+            .iter()
+            .map(|r| (r.method.clone(), r.template.replace(":guid", GUID)))
+            .collect();
+        paths.push((Method::GET, "/elsewhere".to_owned()));
+        paths.push((Method::GET, "/api/v1/amt/power/state/not-a-guid".to_owned()));
+        for (method, path) in &paths {
+            for outcome in outcomes {
+                let r = record(method.clone(), path, outcome);
+                let id = EventId {
+                    instance: 0x1f0e_9a7c_3b2d_4e5f,
+                    seq: 42,
+                };
+                let view = serde_json::to_string(&EventView::new(&r, 1_700_000_000_123, id))
+                    .expect("serializes");
+                let event =
+                    serde_json::to_string(&Event::of(&r, 1_700_000_000_123, id.to_string()))
+                        .expect("serializes");
+                assert_eq!(view, event, "{method} {path} {outcome:?}");
+            }
         }
     }
 }

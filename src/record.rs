@@ -47,13 +47,26 @@ pub(crate) fn method_name(method: &Method) -> &'static str {
     }
 }
 
-impl Record {
-    /// Milliseconds since the epoch at which the response was ready, read off the wall clock
-    /// now (the request path reads only the monotonic clock).
-    pub(crate) fn timestamp_ms(&self) -> u64 {
-        let finished = SystemTime::now()
-            .checked_sub(self.finished.elapsed())
-            .unwrap_or(UNIX_EPOCH);
+/// The wall clock and the monotonic clock read together, so that many records can be
+/// stamped with two clock reads in all.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct WallClock {
+    system: SystemTime,
+    instant: Instant,
+}
+
+impl WallClock {
+    pub(crate) fn now() -> Self {
+        Self {
+            system: SystemTime::now(),
+            instant: Instant::now(),
+        }
+    }
+
+    /// Milliseconds since the epoch at which `record`'s response was ready.
+    pub(crate) fn timestamp_ms(&self, record: &Record) -> u64 {
+        let ago = self.instant.saturating_duration_since(record.finished);
+        let finished = self.system.checked_sub(ago).unwrap_or(UNIX_EPOCH);
         finished
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
@@ -98,7 +111,7 @@ mod tests {
             .duration_since(UNIX_EPOCH)
             .expect("after epoch")
             .as_millis() as u64;
-        let ts = r.timestamp_ms();
+        let ts = WallClock::now().timestamp_ms(&r);
         assert!(
             before <= ts && ts <= after + 1,
             "{before} <= {ts} <= {after}"

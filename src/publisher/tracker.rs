@@ -32,8 +32,7 @@ pub(crate) struct Entry {
 }
 
 impl Entry {
-    pub(crate) fn new(seq: u64, record: Record) -> Self {
-        let timestamp = record.timestamp_ms();
+    pub(crate) fn new(seq: u64, record: Record, timestamp: u64) -> Self {
         Self {
             seq,
             record,
@@ -225,17 +224,15 @@ mod tests {
     use std::time::{Duration, Instant};
 
     fn entry(seq: u64) -> Entry {
-        Entry::new(
-            seq,
-            Record {
-                route: None,
-                guid: None,
-                method: "GET",
-                outcome: Outcome::Status(200),
-                latency: Duration::ZERO,
-                finished: Instant::now(),
-            },
-        )
+        let record = Record {
+            route: None,
+            guid: None,
+            method: "GET",
+            outcome: Outcome::Status(200),
+            latency: Duration::ZERO,
+            finished: Instant::now(),
+        };
+        Entry::new(seq, record, 0)
     }
 
     /// Sends `seqs`, each 10 bytes long, returning their packet ids.

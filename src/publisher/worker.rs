@@ -23,7 +23,8 @@ use super::shared::Shared;
 use super::state::Phase;
 use super::tracker::{Ack, Entry, Tracker};
 use crate::config::{Config, Qos};
-use crate::event::Event;
+use crate::event::{EventId, EventView};
+use crate::record::WallClock;
 
 /// How long the task gives queued events when every layer, service and handle is dropped.
 pub(crate) const DROP_FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
@@ -283,6 +284,7 @@ impl Worker {
     /// the queue is empty, or `None` when the window or the write budget is full.
     fn fill(&mut self, session: &mut Session) -> Option<u64> {
         let mut took = 0;
+        let clock = WallClock::now();
         loop {
             if !self.tracker.has_room() || session.unwritten() >= BATCH_BYTES {
                 return None;
@@ -295,7 +297,7 @@ impl Worker {
                     };
                     self.taken += 1;
                     took += 1;
-                    Entry::new(self.taken - 1, record)
+                    Entry::new(self.taken - 1, record, clock.timestamp_ms(&record))
                 }
             };
             if self.encode(&entry).is_err() {
@@ -312,8 +314,11 @@ impl Worker {
     /// Sets the PUBLISH template to `entry`'s event: the same bytes on every send, DUP set
     /// on a re-send.
     fn encode(&mut self, entry: &Entry) -> Result<(), ()> {
-        let id = format!("{:016x}-{}", self.instance, entry.seq);
-        let event = Event::of(&entry.record, entry.timestamp, id);
+        let id = EventId {
+            instance: self.instance,
+            seq: entry.seq,
+        };
+        let event = EventView::new(&entry.record, entry.timestamp, id);
         serde_json::to_writer((&mut self.payload).writer(), &event).map_err(|_| ())?;
         self.publish.payload = self.payload.split().freeze();
         self.publish.dup = entry.sent && self.qos == Qos::AtLeastOnce;
