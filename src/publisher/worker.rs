@@ -35,6 +35,9 @@ const BATCH_BYTES: usize = 64 * 1024;
 const TICK: Duration = Duration::from_millis(2);
 /// Quiet time after which the task parks until a pusher wakes it.
 const IDLE_AFTER: Duration = Duration::from_millis(100);
+/// How long a full window lets PUBACKs gather before reading them: fewer wake-ups per
+/// event, and still far shorter than the window takes to drain.
+const REST: Duration = Duration::from_millis(1);
 /// Largest PUBLISH we send; an event is far smaller unless the topic is huge.
 const MAX_PACKET: usize = 128 * 1024;
 
@@ -64,11 +67,26 @@ enum Attempt {
     Interrupted,
 }
 
+/// How far [`Worker::fill`] got.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Filled {
+    /// The queue is empty; this many events were taken from it.
+    Drained(u64),
+    /// The in-flight window is (nearly) full.
+    Window,
+    /// The write budget is full.
+    Budget,
+}
+
 /// What the task waits for, besides the socket, the handles and the keep-alive.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Wait {
-    /// Socket progress only: the window or the write budget is full.
+    /// Socket progress only: the write budget is full, or the window is and the PUBACKs
+    /// that rested are to be read.
     Io,
+    /// Nothing until then, not even the socket: the window is full and everything is
+    /// written, so PUBACKs are left to gather and are read in one go.
+    Rest(Instant),
     /// The next look at the queue.
     Until(Instant),
     /// A pusher's wake-up: the task is parked.
@@ -119,7 +137,7 @@ async fn sleep_until_some(deadline: Option<Instant>) {
 async fn wait_for(shared: &Shared, wait: Wait) {
     match wait {
         Wait::Io => std::future::pending().await,
-        Wait::Until(at) => sleep_until(at).await,
+        Wait::Until(at) | Wait::Rest(at) => sleep_until(at).await,
         Wait::Parked => shared.lifecycle.parked().await,
     }
 }
@@ -230,14 +248,17 @@ impl Worker {
     async fn serve(&mut self, session: &mut Session) -> Result<(), SessionError> {
         let mut look_at = Instant::now();
         let mut busy_at = Instant::now();
+        let mut rested = false;
         loop {
             self.settle(session);
             let now = Instant::now();
             let mut wait = Wait::Until(look_at);
             if now >= look_at {
                 wait = match self.fill(session) {
-                    None => Wait::Io,
-                    Some(took) => {
+                    Filled::Budget => Wait::Io,
+                    Filled::Window if rested || session.unwritten() > 0 => Wait::Io,
+                    Filled::Window => Wait::Rest(now + REST),
+                    Filled::Drained(took) => {
                         if took > 0 {
                             busy_at = now;
                         }
@@ -254,10 +275,11 @@ impl Worker {
                         }
                     }
                 };
-                if wait == Wait::Io {
+                if matches!(wait, Wait::Io | Wait::Rest(_)) {
                     look_at = now;
                 }
             }
+            rested = matches!(wait, Wait::Rest(_));
             self.settle_flushes();
             if self.shutdown_due() {
                 self.shared.lifecycle.unpark();
@@ -268,7 +290,7 @@ impl Worker {
             tokio::select! {
                 biased;
                 message = next_control(&mut self.control) => self.on_control(message),
-                result = poll_fn(|cx| session.poll_io(cx)) => result?,
+                result = poll_fn(|cx| session.poll_io(cx)), if !rested => result?,
                 () = sleep_until(keep_alive) => session.on_keep_alive(Instant::now())?,
                 () = sleep_until_some(deadline) => {}
                 () = wait_for(&self.shared, wait) => {}
@@ -280,20 +302,26 @@ impl Worker {
         }
     }
 
-    /// Encodes ready events into the session, re-sends first. Returns how many it took once
-    /// the queue is empty, or `None` when the window or the write budget is full.
-    fn fill(&mut self, session: &mut Session) -> Option<u64> {
+    /// Encodes ready events into the session, re-sends first, until the queue is empty or
+    /// the window or the write budget is full.
+    fn fill(&mut self, session: &mut Session) -> Filled {
+        if !self.tracker.wants_more() {
+            return Filled::Window;
+        }
         let mut took = 0;
         let clock = WallClock::now();
         loop {
-            if !self.tracker.has_room() || session.unwritten() >= BATCH_BYTES {
-                return None;
+            if !self.tracker.has_room() {
+                return Filled::Window;
+            }
+            if session.unwritten() >= BATCH_BYTES {
+                return Filled::Budget;
             }
             let entry = match self.tracker.next_retry() {
                 Some(entry) => entry,
                 None => {
                     let Some(record) = self.shared.pop() else {
-                        return Some(took);
+                        return Filled::Drained(took);
                     };
                     self.taken += 1;
                     took += 1;

@@ -234,18 +234,18 @@ async fn paused_broker_never_delays_requests() {
     let (handle, addr, _server) = serve_publishing_to(&broker.url(), &topic).await;
     let mut subscriber = Subscriber::connect(&broker.url(), &topic).await;
 
-    // More than the 512 unacknowledged events the publisher keeps in flight (its documented
+    // More than the 1024 unacknowledged events the publisher keeps in flight (its documented
     // window) arrive while the broker is stopped: the rest must wait in our queue, and no
     // request may wait at all.
-    const REQUESTS: usize = 700;
+    const REQUESTS: usize = 1400;
     const STOP_AT: usize = 50;
-    const WINDOW: u64 = 512;
+    const WINDOW: u64 = 1024;
     let mut slowest = Duration::ZERO;
     let mut paused = None;
     let mut paused_at = Instant::now();
     // Spreads the paused requests over most of a second, so the publisher runs many times
     // while the broker reads nothing (pacing only: no wait depends on it).
-    let mut pace = tokio::time::interval(Duration::from_millis(2));
+    let mut pace = tokio::time::interval(Duration::from_millis(1));
     for i in 0..REQUESTS {
         if i == STOP_AT {
             signal(pid, "STOP");
