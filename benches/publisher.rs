@@ -4,7 +4,8 @@
 //! Run with `cargo bench --bench publisher` (about a minute). A quick run:
 //! `BENCH_EVENTS_QOS0=20000 BENCH_EVENTS_QOS1=5000 BENCH_ROUNDS=1 BENCH_LATENCY_SECS=1 cargo bench --bench publisher`.
 //! `BENCH_MODE=throughput` or `BENCH_MODE=latency` runs one section; `BENCH_RAW_INFLIGHT` sets
-//! the raw client's inflight window (default 100, rumqttc's default; the layer uses its own).
+//! the raw client's inflight window (default 100, rumqttc's default; the layer uses its own);
+//! `BENCH_LAYER_ONLY=1` runs only the layer, for a profiler.
 //!
 //! It starts its own Mosquitto (from PATH or /usr/sbin) on a free loopback port, or says why
 //! not and exits 0. Throughput: each round runs both variants at QoS 0 and 1, in alternating
@@ -301,6 +302,8 @@ fn cell(mut values: Vec<f64>, precision: usize) -> String {
 
 fn throughput(rt: &Runtime, port: u16, tck: f64) {
     let rounds = env_or("BENCH_ROUNDS", 3).max(1);
+    // For profiling the layer alone (e.g. under `perf record`): no raw runs, no table.
+    let layer_only = std::env::var_os("BENCH_LAYER_ONLY").is_some();
     let inflight = u16::try_from(env_or("BENCH_RAW_INFLIGHT", 100)).expect("inflight fits u16");
     let n0 = env_or("BENCH_EVENTS_QOS0", 200_000) as usize;
     let n1 = env_or("BENCH_EVENTS_QOS1", 50_000) as usize;
@@ -315,9 +318,15 @@ fn throughput(rt: &Runtime, port: u16, tck: f64) {
             println!("round {round}/{rounds}, QoS {level}, {n} events, {first} first");
             let raw = (!layer_first).then(|| run_raw(rt, port, raw_qos, n, inflight, tck));
             let layer = run_layer(rt, port, qos, n, tck);
+            if layer_only {
+                continue;
+            }
             let raw = raw.unwrap_or_else(|| run_raw(rt, port, raw_qos, n, inflight, tck));
             results[case].push((layer, raw));
         }
+    }
+    if layer_only {
+        return;
     }
     println!("\nthroughput, median (min–max) of {rounds} rounds; CPU = this process's user+sys");
     println!("QoS  variant     events  delivered events/s           CPU µs/event");
