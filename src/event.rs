@@ -128,7 +128,7 @@ impl<'a> EventView<'a> {
             Outcome::Status(status) => Some(status),
             _ => None,
         };
-        let micros = u64::try_from(record.latency.as_micros()).unwrap_or(u64::MAX);
+        let micros = record.latency_us();
         Self {
             kind,
             message,
@@ -137,7 +137,7 @@ impl<'a> EventView<'a> {
             timestamp,
             id,
             http: HttpView {
-                method: record.method,
+                method: record.method(),
                 path: route.map(|r| r.template),
                 status,
                 latency_ms: micros as f64 / 1000.0,
@@ -223,7 +223,7 @@ pub(crate) fn describe(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::record::method_name;
+    use crate::record::MethodName;
     use http::Method;
     use serde_json::json;
     use std::time::{Duration, Instant};
@@ -231,15 +231,14 @@ mod tests {
     const GUID: &str = "4c4c4544-004b-4210-8033-b6c04f504633";
 
     fn record(method: Method, path: &str, outcome: Outcome) -> Record {
-        let (route, guid) = routes::recognize(&method, path);
-        Record {
-            route,
-            guid,
-            method: method_name(&method),
+        let start = Instant::now();
+        Record::new(
+            routes::recognize(&method, path),
+            MethodName::of(&method),
             outcome,
-            latency: Duration::from_micros(1234),
-            finished: Instant::now(),
-        }
+            start,
+            start + Duration::from_micros(1234),
+        )
     }
 
     fn route_of(method: Method, path: &str) -> Option<&'static Route> {

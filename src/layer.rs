@@ -14,7 +14,7 @@ use tower_service::Service;
 use crate::config::Config;
 use crate::handle::PublisherHandle;
 use crate::publisher::{Link, PublisherTask};
-use crate::record::{Outcome, Record, method_name};
+use crate::record::{MethodName, Outcome, Record};
 use crate::routes::{self, Guid, RouteId};
 
 /// A Tower layer that publishes an MPS-compatible event to MQTT for every request.
@@ -177,21 +177,18 @@ where
 #[derive(Debug)]
 pub(crate) struct Capture {
     link: Arc<Link>,
-    route: Option<RouteId>,
-    guid: Option<Guid>,
-    method: &'static str,
+    route: (Option<RouteId>, Option<Guid>),
+    method: MethodName,
     outcome: Outcome,
     start: Instant,
 }
 
 impl Capture {
     fn new<B>(link: &Arc<Link>, request: &Request<B>) -> Self {
-        let (route, guid) = routes::recognize(request.method(), request.uri().path());
         Self {
             link: Arc::clone(link),
-            route,
-            guid,
-            method: method_name(request.method()),
+            route: routes::recognize(request.method(), request.uri().path()),
+            method: MethodName::of(request.method()),
             outcome: Outcome::Cancelled,
             start: Instant::now(),
         }
@@ -205,14 +202,7 @@ impl Drop for Capture {
         } else {
             self.outcome
         };
-        let finished = Instant::now();
-        self.link.push(Record {
-            route: self.route,
-            guid: self.guid,
-            method: self.method,
-            outcome,
-            latency: finished.duration_since(self.start),
-            finished,
-        });
+        let record = Record::new(self.route, self.method, outcome, self.start, Instant::now());
+        self.link.push(record);
     }
 }

@@ -229,18 +229,13 @@ impl Tracker {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::record::Outcome;
-    use std::time::{Duration, Instant};
+    use crate::record::{MethodName, Outcome};
+    use std::time::Instant;
 
     fn entry(seq: u64) -> Entry {
-        let record = Record {
-            route: None,
-            guid: None,
-            method: "GET",
-            outcome: Outcome::Status(200),
-            latency: Duration::ZERO,
-            finished: Instant::now(),
-        };
+        let now = Instant::now();
+        let get = MethodName::of(&http::Method::GET);
+        let record = Record::new((None, None), get, Outcome::Status(200), now, now);
         Entry::new(seq, record, 0)
     }
 
