@@ -88,9 +88,15 @@ fn start_broker(binary: &PathBuf) -> (Reaped, u16) {
     let dir = std::env::temp_dir().join(format!("mps-bench-publisher-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");
     let conf = dir.join("mosquitto.conf");
+    // BENCH_BROKER_NODELAY=1: the broker writes to subscribers without Nagle's delay, so
+    // latency measures the publisher rather than the broker's delayed-ACK stalls.
+    let nodelay = match std::env::var_os("BENCH_BROKER_NODELAY") {
+        Some(_) => "set_tcp_nodelay true\n",
+        None => "",
+    };
     let text = format!(
         "listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n\
-         max_queued_messages 0\nmax_inflight_messages 0\nlog_dest none\n"
+         max_queued_messages 0\nmax_inflight_messages 0\nlog_dest none\n{nodelay}"
     );
     std::fs::write(&conf, text).expect("write mosquitto.conf");
     let child = Command::new(binary).arg("-c").arg(&conf).spawn();
