@@ -60,7 +60,7 @@ pub struct Stats {
     pub queue_len: u64,
     /// Events taken from the queue and not yet delivered: written and awaiting their PUBACK,
     /// about to be written, or held to be sent again after a reconnect. At most the in-flight
-    /// window (512) plus one write's worth.
+    /// window, 1024.
     pub in_flight: u64,
     /// Whether the publisher is connected to the broker now.
     pub connected: bool,

@@ -10,26 +10,21 @@ use std::future::poll_fn;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::{BufMut, BytesMut};
-use rumqttc::{Connect, Publish};
+use rumqttc::Connect;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::{Instant, sleep_until};
 
 use super::backoff::Backoff;
 use super::connector::Connector;
 use super::message::Control;
+use super::outbox::{Filled, Outbox};
 use super::session::{Session, SessionError};
 use super::shared::Shared;
 use super::state::Phase;
-use super::tracker::{Ack, Entry, Tracker};
-use crate::config::{Config, Qos};
-use crate::event::{EventId, EventView};
-use crate::record::WallClock;
+use crate::config::Config;
 
 /// How long the task gives queued events when every layer, service and handle is dropped.
 pub(crate) const DROP_FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
-/// Most bytes buffered for one write: events beyond it wait for the socket.
-const BATCH_BYTES: usize = 64 * 1024;
 /// How long the task lets events gather before it looks at the queue again, while events
 /// keep coming: the delivery delay that coalescing adds, at most.
 const TICK: Duration = Duration::from_millis(2);
@@ -38,8 +33,6 @@ const IDLE_AFTER: Duration = Duration::from_millis(100);
 /// How long a full window lets PUBACKs gather before reading them: fewer wake-ups per
 /// event, and still far shorter than the window takes to drain.
 const REST: Duration = Duration::from_millis(1);
-/// Largest PUBLISH we send; an event is far smaller unless the topic is huge.
-const MAX_PACKET: usize = 128 * 1024;
 
 /// The task's body; `shared`'s lifecycle says how it ended.
 pub(crate) async fn run(shared: Arc<Shared>, config: Config, control: mpsc::Receiver<Control>) {
@@ -67,17 +60,6 @@ enum Attempt {
     Interrupted,
 }
 
-/// How far [`Worker::fill`] got.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Filled {
-    /// The queue is empty; this many events were taken from it.
-    Drained(u64),
-    /// The in-flight window is (nearly) full.
-    Window,
-    /// The write budget is full.
-    Budget,
-}
-
 /// What the task waits for, besides the socket, the handles and the keep-alive.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Wait {
@@ -100,21 +82,12 @@ struct Worker {
     connector: Connector,
     connect: Connect,
     connect_timeout: Duration,
-    /// The PUBLISH of every event: topic and QoS fixed, the rest set per event.
-    publish: Publish,
-    qos: Qos,
-    tracker: Tracker,
-    /// Events taken from the queue; the next one's `seq`.
-    taken: u64,
-    /// Random per task: event ids are `<instance>-<seq>`, unique across processes.
-    instance: u64,
-    payload: BytesMut,
+    outbox: Outbox,
     backoff: Backoff,
     ever_connected: bool,
     connected_at: Instant,
     /// The kind of the last failure logged at warn level, so that a repeated one is not.
     last_logged: Option<(&'static str, Option<u8>)>,
-    encode_failure_logged: bool,
     flushes: Vec<(u64, oneshot::Sender<()>)>,
     /// Set once shutdown is asked for: the deadline, and whom to tell when it is done.
     shutdown: Option<(Instant, Vec<oneshot::Sender<()>>)>,
@@ -150,23 +123,16 @@ impl Worker {
         if let Some((user, password)) = &config.broker.credentials {
             connect.set_login(user, password);
         }
-        let qos = config.qos;
         Self {
             control: Some(control),
             connector: Connector::new(&config.broker),
             connect,
             connect_timeout: config.connect_timeout,
-            publish: Publish::from_bytes(config.topic, qos.to_rumqttc(), bytes::Bytes::new()),
-            qos,
-            tracker: Tracker::new(qos),
-            taken: 0,
-            instance: crate::random_u64(),
-            payload: BytesMut::with_capacity(BATCH_BYTES),
+            outbox: Outbox::new(Arc::clone(&shared), config.topic, config.qos),
             backoff: Backoff::new(config.reconnect),
             ever_connected: false,
             connected_at: Instant::now(),
             last_logged: None,
-            encode_failure_logged: false,
             flushes: Vec::new(),
             shutdown: None,
             shared,
@@ -250,11 +216,11 @@ impl Worker {
         let mut busy_at = Instant::now();
         let mut rested = false;
         loop {
-            self.settle(session);
+            self.outbox.settle(session);
             let now = Instant::now();
             let mut wait = Wait::Until(look_at);
             if now >= look_at {
-                wait = match self.fill(session) {
+                wait = match self.outbox.fill(session) {
                     Filled::Budget => Wait::Io,
                     Filled::Window if rested || session.unwritten() > 0 => Wait::Io,
                     Filled::Window => Wait::Rest(now + REST),
@@ -266,8 +232,10 @@ impl Worker {
                         let quiet = now.duration_since(busy_at) >= IDLE_AFTER;
                         let lifecycle = &self.shared.lifecycle;
                         if quiet
-                            && lifecycle
-                                .try_park(self.shared.counters.enqueued.atomic(), self.taken)
+                            && lifecycle.try_park(
+                                self.shared.counters.enqueued.atomic(),
+                                self.outbox.taken(),
+                            )
                         {
                             Wait::Parked
                         } else {
@@ -302,98 +270,10 @@ impl Worker {
         }
     }
 
-    /// Encodes ready events into the session, re-sends first, until the queue is empty or
-    /// the window or the write budget is full.
-    fn fill(&mut self, session: &mut Session) -> Filled {
-        if !self.tracker.wants_more() {
-            return Filled::Window;
-        }
-        let mut took = 0;
-        let clock = WallClock::now();
-        loop {
-            if !self.tracker.has_room() {
-                return Filled::Window;
-            }
-            if session.unwritten() >= BATCH_BYTES {
-                return Filled::Budget;
-            }
-            let entry = match self.tracker.next_retry() {
-                Some(entry) => entry,
-                None => {
-                    let Some(record) = self.shared.pop() else {
-                        return Filled::Drained(took);
-                    };
-                    self.taken += 1;
-                    took += 1;
-                    Entry::new(self.taken - 1, record, clock.timestamp_ms(&record))
-                }
-            };
-            if self.encode(&entry).is_err() {
-                self.fail_one();
-                continue;
-            }
-            match session.publish(&self.publish) {
-                Ok(end) => self.tracker.sent(entry, end),
-                Err(_) => self.fail_one(),
-            }
-        }
-    }
-
-    /// Sets the PUBLISH template to `entry`'s event: the same bytes on every send, DUP set
-    /// on a re-send.
-    fn encode(&mut self, entry: &Entry) -> Result<(), ()> {
-        let id = EventId {
-            instance: self.instance,
-            seq: entry.seq,
-        };
-        let event = EventView::new(&entry.record, entry.timestamp, id);
-        serde_json::to_writer((&mut self.payload).writer(), &event).map_err(|_| ())?;
-        self.publish.payload = self.payload.split().freeze();
-        self.publish.dup = entry.sent && self.qos == Qos::AtLeastOnce;
-        self.publish.pkid = match self.qos {
-            Qos::AtMostOnce => 0,
-            Qos::AtLeastOnce => self.tracker.next_pkid(),
-        };
-        if self.publish.size() > MAX_PACKET {
-            return Err(());
-        }
-        Ok(())
-    }
-
-    fn fail_one(&mut self) {
-        self.shared.counters.failed.add(1);
-        if !std::mem::replace(&mut self.encode_failure_logged, true) {
-            tracing::error!(
-                max_bytes = MAX_PACKET,
-                "MQTT event could not be encoded within the packet limit; counted as failed"
-            );
-        }
-    }
-
-    /// Counts what the session wrote and what the broker acknowledged.
-    fn settle(&mut self, session: &mut Session) {
-        let counters = &self.shared.counters;
-        let written = self.tracker.written(session.written());
-        if written.first_sends > 0 {
-            counters.published.add(written.first_sends);
-        }
-        let mut acknowledged = 0;
-        for pkid in session.take_acks() {
-            match self.tracker.acknowledged(pkid) {
-                Ack::Delivered => acknowledged += 1,
-                Ack::Duplicate => tracing::debug!(pkid, "duplicate PUBACK ignored"),
-                Ack::Unknown => tracing::debug!(pkid, "PUBACK for no PUBLISH in flight ignored"),
-            }
-        }
-        if acknowledged > 0 {
-            counters.acknowledged.add(acknowledged);
-        }
-    }
-
     fn on_control(&mut self, message: Option<Control>) {
         match message {
             Some(Control::Flush(reply)) => {
-                let target = self.taken + self.shared.queue.len() as u64;
+                let target = self.outbox.taken() + self.shared.queue.len() as u64;
                 self.flushes.push((target, reply));
             }
             Some(Control::Shutdown { deadline, reply }) => self.begin_shutdown(deadline, reply),
@@ -424,7 +304,7 @@ impl Worker {
         let Some((deadline, _)) = &self.shutdown else {
             return false;
         };
-        let drained = self.shared.queue.is_empty() && self.tracker.unsettled() == 0;
+        let drained = self.shared.queue.is_empty() && self.outbox.unsettled() == 0;
         drained || Instant::now() >= *deadline
     }
 
@@ -434,7 +314,7 @@ impl Worker {
         if self.flushes.is_empty() {
             return;
         }
-        let oldest = self.tracker.oldest_unsettled().unwrap_or(self.taken);
+        let oldest = self.outbox.settled_below();
         let (done, waiting): (Vec<_>, Vec<_>) = std::mem::take(&mut self.flushes)
             .into_iter()
             .partition(|(target, reply)| *target <= oldest || reply.is_closed());
@@ -461,7 +341,7 @@ impl Worker {
     /// A connection attempt failed, or an established connection ended: takes back what
     /// was unsettled for re-sending, and logs a failure of a new kind once.
     fn failed(&mut self, error: &SessionError, was_connected: bool) {
-        self.tracker.connection_lost();
+        self.outbox.connection_lost();
         if was_connected {
             self.shared
                 .counters
@@ -470,7 +350,7 @@ impl Worker {
             self.backoff.connection_ended(self.connected_at.elapsed());
         }
         let kind = error.kind();
-        let unconfirmed = self.tracker.unsettled();
+        let unconfirmed = self.outbox.unsettled();
         let attempt = self.backoff.failures() + 1;
         if self.shutdown.is_some() {
             tracing::debug!(%error, "MQTT connection ended during shutdown");
