@@ -3,7 +3,9 @@
 //! Run with `cargo bench --bench layer`. The `on` case publishes for real to the Mosquitto on
 //! 127.0.0.1:1883 (set `BENCH_MQTT_ADDRESS` to use another broker) and is skipped with a note
 //! when none answers; it times batches the queue can take and flushes between them, so it
-//! measures the accepted path while the publisher works on the other core.
+//! measures the accepted path while the publisher works on the other core: on 2 cores shared
+//! with Mosquitto it includes the request thread being preempted. `on_queued` times the same
+//! accepted path with the publisher not running, i.e. the request path alone.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -125,6 +127,35 @@ fn per_request(c: &mut Criterion) {
     } else {
         eprintln!("note: no broker at {address}; skipping per_request/on");
     }
+
+    // The request path alone: events are accepted into the queue, but the publisher task
+    // (from `build_pair`, never spawned) does not run, so nothing competes for the cores. A
+    // fresh layer per batch keeps the queue from filling; building it is not timed.
+    group.bench_function("on_queued", |b| {
+        b.iter_custom(|iters| {
+            let mut timed = Duration::ZERO;
+            let mut left = iters;
+            while left > 0 {
+                let batch = left.min(CAPACITY as u64 - 1);
+                let (layer, task) = MqttEventLayer::builder()
+                    .address("mqtt://127.0.0.1:1")
+                    .queue_capacity(CAPACITY)
+                    .build_pair()
+                    .expect("valid config");
+                let mut queued = layer.layer(inner());
+                call(&mut queued, &uri);
+                let start = Instant::now();
+                for _ in 0..batch {
+                    call(&mut queued, &uri);
+                }
+                timed += start.elapsed();
+                left -= batch;
+                assert_eq!(layer.handle().stats().dropped_queue_full, 0);
+                drop((queued, layer, task));
+            }
+            timed
+        })
+    });
 
     // Nobody listens on port 1: the queue fills once and every later event is dropped.
     let full = MqttEventLayer::builder()
