@@ -299,7 +299,7 @@ pub(crate) fn default_client_id() -> String {
     } else {
         host
     };
-    format!("mps-{host}-{:08x}", crate::random_u64() as u32)
+    format!("mps-{host}-{:08x}", crate::random::u64() as u32)
 }
 
 #[cfg(test)]

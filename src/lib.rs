@@ -25,16 +25,32 @@
 //!
 //! Each request yields one JSON [`Event`] on topic `mps/events` with MPS's fields (`type`,
 //! `message`, `methods`, `guid`, `timestamp`) plus an `http` object, so MPS subscribers keep
-//! working. The request path only records a small struct into a bounded queue; a background
-//! task owns the [rumqttc] connection, serializes, publishes, reconnects with backoff and
-//! counts every event. A slow or dead broker never delays or fails a response: a full queue
-//! drops new events and counts them ([`Stats::dropped_queue_full`]).
+//! working. The request path only records a 56-byte struct into a bounded queue; a background
+//! task owns the MQTT connection (speaking MQTT 3.1.1 with [rumqttc]'s codec), serializes,
+//! writes every ready event in one go, reconnects with backoff and counts every event. A slow
+//! or dead broker never delays or fails a response: a full queue drops new events and counts
+//! them ([`Stats::dropped_queue_full`]).
 //!
-//! Configuration comes from the environment ([`MqttEventLayer::from_env`], variables listed
-//! at [`Builder::from_env`]) or from code ([`MqttEventLayer::builder`]). The
-//! [`PublisherHandle`] reads [`Stats`], flushes, and shuts down within a deadline.
+//! Configuration comes from the environment ([`MqttEventLayer::from_env`]) or from code
+//! ([`MqttEventLayer::builder`]). The [`PublisherHandle`] reads [`Stats`], flushes, and shuts
+//! down within a deadline.
+//!
+//! # Configuration
+//!
+//! | variable | default | meaning |
+//! | --- | --- | --- |
+//! | `MPS_MQTT_ADDRESS` | unset: eventing off | `mqtt://host[:port]` or `tcp://host[:port]` (port 1883 when omitted, IPv6 in brackets, `user:password@` logs in); empty, `false` or `0` turn eventing off, as in MPS |
+//! | `MPS_MQTT_TOPIC` | `mps/events` | the topic of every event |
+//! | `MPS_MQTT_QOS` | `1` | `0` (at most once, as MPS) or `1` (at least once) |
+//! | `MPS_MQTT_CLIENT_ID` | `mps-<host>-<random>` | the MQTT client id, new per process |
+//! | `MPS_MQTT_QUEUE_CAPACITY` | `8192` ([`DEFAULT_QUEUE_CAPACITY`]) | events held while the broker is slow or away |
+//!
+//! Each has a [`Builder`] setter that overrides it; [`Builder::reconnect_backoff`],
+//! [`Builder::keep_alive`] and [`Builder::connect_timeout`] exist only in code.
 
-// Modules in the order they depend on each other: each imports only those above it.
+// Imports run one way: builder → layer → handle → publisher → event → record → routes;
+// config, error and random are imported by those that need them and import nothing of ours
+// but error.
 mod builder;
 mod config;
 mod error;
@@ -42,6 +58,7 @@ mod event;
 mod handle;
 mod layer;
 mod publisher;
+mod random;
 mod record;
 mod routes;
 
@@ -52,12 +69,3 @@ pub use event::{Event, EventType, HttpInfo};
 pub use handle::PublisherHandle;
 pub use layer::{MqttEventLayer, MqttEventService, ResponseFuture};
 pub use publisher::{PublisherState, PublisherTask, ShutdownReport, Stats};
-
-/// A random number for client ids and backoff jitter, from the standard library's
-/// per-process random hash keys (no extra dependency, not for cryptography).
-pub(crate) fn random_u64() -> u64 {
-    use std::hash::BuildHasher;
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    std::collections::hash_map::RandomState::new().hash_one(COUNTER.fetch_add(1, Ordering::Relaxed))
-}

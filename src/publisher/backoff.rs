@@ -44,7 +44,7 @@ impl Backoff {
             .min(self.max);
         self.failures = self.failures.saturating_add(1);
         let half = exp / 2;
-        half + half.mul_f64((crate::random_u64() % 1000) as f64 / 1000.0)
+        half + half.mul_f64((crate::random::u64() % 1000) as f64 / 1000.0)
     }
 }
 

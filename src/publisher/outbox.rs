@@ -55,7 +55,7 @@ impl Outbox {
             qos,
             tracker: Tracker::new(qos),
             taken: 0,
-            instance: crate::random_u64(),
+            instance: crate::random::u64(),
             payload: BytesMut::with_capacity(BATCH_BYTES),
             encode_failure_logged: false,
         }
