@@ -25,7 +25,7 @@ use tower::{Layer, ServiceExt, service_fn};
 use support::scripted::{
     AckOrder, Acks, Published, Record, Script, ScriptedBroker, encode, garbage, oversized_header,
 };
-use support::{wait_until, within};
+use support::{max_attempts, wait_until, within};
 
 /// Reconnect delays: short so that tests finish quickly, exponential so that storms show.
 const BACKOFF_MIN: Duration = Duration::from_millis(50);
@@ -119,23 +119,6 @@ fn assert_alive(handle: &PublisherHandle) {
     assert_eq!(handle.stop_reason(), None);
 }
 
-/// The most connection attempts that fit in `window` when each retry waits at least the
-/// lower half of its exponential delay from [`BACKOFF_MIN`] to [`BACKOFF_MAX`] (the jitter
-/// draws from the upper half), counting the first, immediate one. As in tests/faults/main.rs.
-fn max_attempts(window: Duration) -> u64 {
-    let mut attempts = 1;
-    let mut at = Duration::ZERO;
-    let mut exp = BACKOFF_MIN;
-    loop {
-        at += exp / 2;
-        if at > window {
-            return attempts;
-        }
-        attempts += 1;
-        exp = (exp * 2).min(BACKOFF_MAX);
-    }
-}
-
 /// Every connection, counted from the first, came no faster than the backoff allows.
 #[track_caller]
 fn assert_backed_off(broker: &ScriptedBroker) {
@@ -144,7 +127,7 @@ fn assert_backed_off(broker: &ScriptedBroker) {
     for (i, connection) in connections.iter().enumerate() {
         let window = connection.accepted_at - first;
         assert!(
-            (i as u64) < max_attempts(window),
+            (i as u64) < max_attempts(BACKOFF_MIN, BACKOFF_MAX, window),
             "connection {} came {window:?} after the first: faster than the backoff",
             i + 1
         );

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use http::{Request, Response};
 use mps_mqtt_events::{FlushError, MqttEventLayer, PublisherState};
-use support::{UnusedPort, unique_topic};
+use support::{UnusedPort, max_attempts, unique_topic};
 use tower::{Layer, ServiceExt, service_fn};
 
 /// Sends one request (MPS's device list) through the layer on the current runtime.
@@ -85,25 +85,6 @@ async fn shutdown_against_a_refused_port_returns_at_its_deadline_in_virtual_time
     assert_eq!(report.stats.state, PublisherState::ShutDown);
 }
 
-/// The most connection attempts `reconnect_backoff(min, max)` allows within `window`: the
-/// first at once, then after each failure a delay of at least half of `min` doubled per
-/// failure, capped at `max` (each delay is drawn from the upper half of that).
-fn most_attempts(min: Duration, max: Duration, window: Duration) -> u32 {
-    let mut at = Duration::ZERO;
-    let mut attempts = 1;
-    let mut delay = min;
-    // Bounded: each round adds at least min / 2 > 0 to `at`.
-    while attempts < 10_000 {
-        at += delay.min(max) / 2;
-        if at > window {
-            break;
-        }
-        attempts += 1;
-        delay = delay.saturating_mul(2);
-    }
-    attempts
-}
-
 #[tokio::test(flavor = "current_thread", start_paused = true)]
 async fn reconnects_to_a_broker_that_hangs_up_stay_within_the_backoff() {
     let (min, max) = (Duration::from_millis(100), Duration::from_millis(800));
@@ -123,8 +104,8 @@ async fn reconnects_to_a_broker_that_hangs_up_stay_within_the_backoff() {
     let handle = layer.handle();
     let start = tokio::time::Instant::now();
     call(&layer).await;
-    let mut attempts = 0_u32;
-    let bound = most_attempts(min, max, window);
+    let mut attempts = 0_u64;
+    let bound = max_attempts(min, max, window);
     while attempts <= bound {
         match tokio::time::timeout_at(start + window, listener.accept()).await {
             Ok(Ok((stream, _))) => {

@@ -204,23 +204,6 @@ fn assert_accounted(stats: &Stats, requests: u64) {
     );
 }
 
-/// The most connection attempts that fit in `window` when each retry waits at least the
-/// lower half of its exponential delay from [`BACKOFF_MIN`] to [`BACKOFF_MAX`] (the jitter
-/// draws from the upper half), counting the first, immediate one.
-fn max_attempts(window: Duration) -> u64 {
-    let mut attempts = 1;
-    let mut at = Duration::ZERO;
-    let mut exp = BACKOFF_MIN;
-    loop {
-        at += exp / 2;
-        if at > window {
-            return attempts;
-        }
-        attempts += 1;
-        exp = (exp * 2).min(BACKOFF_MAX);
-    }
-}
-
 /// Logs of the library to the test's output, with `RUST_LOG=mps_mqtt_events=debug`.
 fn init_tracing() {
     let _ = tracing_subscriber::fmt()

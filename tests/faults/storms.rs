@@ -7,10 +7,10 @@ use std::time::{Duration, Instant};
 
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet};
 
-use crate::support::{Broker, Subscriber, unique_suffix, unique_topic, wait_until};
+use crate::support::{Broker, Subscriber, max_attempts, unique_suffix, unique_topic, wait_until};
 use crate::{
-    FLUSH_TIMEOUT, STATE_TIMEOUT, assert_accounted, builder, call, collect_distinct, indices,
-    init_tracing, max_attempts,
+    BACKOFF_MAX, BACKOFF_MIN, FLUSH_TIMEOUT, STATE_TIMEOUT, assert_accounted, builder, call,
+    collect_distinct, indices, init_tracing,
 };
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -41,7 +41,7 @@ async fn refused_connection_backs_off_instead_of_spinning() {
     let elapsed = started.elapsed();
     let attempts = attempts_in(&log) - baseline;
     let refusals = log.matches("not authorised").count();
-    let bound = max_attempts(elapsed);
+    let bound = max_attempts(BACKOFF_MIN, BACKOFF_MAX, elapsed);
     eprintln!(
         "refused: {attempts} connection attempts ({refusals} refused) in {elapsed:?}, \
          bound {bound}, {requests} requests"
@@ -128,7 +128,7 @@ async fn duplicate_client_id_does_not_cause_a_reconnect_storm() {
     let twin_total = twin_connects.load(Ordering::SeqCst);
     twin_task.abort();
     drop(twin);
-    let bound = max_attempts(elapsed);
+    let bound = max_attempts(BACKOFF_MIN, BACKOFF_MAX, elapsed);
     eprintln!(
         "duplicate id: {reconnects} reconnects of ours, {twin_total} connections of the twin \
          in {elapsed:?} (bound {bound}), {requests} requests"

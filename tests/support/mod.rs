@@ -44,6 +44,26 @@ const WAIT_POLL: Duration = Duration::from_millis(10);
 // ---------------------------------------------------------------------------------------------
 // Unique names
 
+/// The most connection attempts that fit in `window` when the publisher's
+/// `reconnect_backoff(min, max)` is in force: the first at once, then after each failure at
+/// least the lower half of a delay that starts at `min` and doubles up to `max` (the jitter
+/// draws from the upper half).
+pub fn max_attempts(min: Duration, max: Duration, window: Duration) -> u64 {
+    let mut attempts = 1;
+    let mut at = Duration::ZERO;
+    let mut exp = min;
+    // Bounded: each round adds at least min / 2 > 0.
+    while attempts < 100_000 {
+        at += exp / 2;
+        if at > window {
+            break;
+        }
+        attempts += 1;
+        exp = (exp * 2).min(max);
+    }
+    attempts
+}
+
 /// A number that differs per call and per process, for topics, client ids and directories.
 pub fn unique_suffix() -> String {
     use std::hash::BuildHasher;
