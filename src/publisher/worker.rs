@@ -165,28 +165,15 @@ impl Worker {
                 .await
                 .unwrap_or(Err(SessionError::ConnectTimeout(timeout)))
         };
-        tokio::pin!(attempt);
-        loop {
-            let deadline = self.deadline();
-            tokio::select! {
-                biased;
-                message = next_control(&mut self.control) => {
-                    self.on_control(message);
-                    if self.shutdown_due() {
-                        return Attempt::Interrupted;
-                    }
-                }
-                () = sleep_until_some(deadline) => return Attempt::Interrupted,
-                result = &mut attempt => return match result {
-                    Ok(session) => {
-                        self.connected();
-                        Attempt::Connected(session)
-                    }
-                    Err(error) => {
-                        self.failed(&error, false);
-                        Attempt::Failed
-                    }
-                },
+        match self.answering(attempt).await {
+            None => Attempt::Interrupted,
+            Some(Ok(session)) => {
+                self.connected();
+                Attempt::Connected(session)
+            }
+            Some(Err(error)) => {
+                self.failed(&error, false);
+                Attempt::Failed
             }
         }
     }
@@ -194,6 +181,12 @@ impl Worker {
     /// Waits out the reconnect delay, answering handles meanwhile.
     async fn back_off(&mut self) {
         let until = Instant::now() + self.backoff.next_delay();
+        self.answering(sleep_until(until)).await;
+    }
+
+    /// Runs `work` while answering the handles; `None` if shutdown became due first.
+    async fn answering<F: Future>(&mut self, work: F) -> Option<F::Output> {
+        tokio::pin!(work);
         loop {
             let deadline = self.deadline();
             tokio::select! {
@@ -201,11 +194,11 @@ impl Worker {
                 message = next_control(&mut self.control) => {
                     self.on_control(message);
                     if self.shutdown_due() {
-                        return;
+                        return None;
                     }
                 }
-                () = sleep_until_some(deadline) => return,
-                () = sleep_until(until) => return,
+                () = sleep_until_some(deadline) => return None,
+                output = &mut work => return Some(output),
             }
         }
     }
