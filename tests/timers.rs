@@ -1,6 +1,6 @@
 //! Timer logic on Tokio's paused clock: a flush timeout and a shutdown deadline against a
-//! broker that refuses connections return at their deadline, and reconnects to a broker that
-//! hangs up stay within the backoff. Real loopback sockets; the waits take no real time.
+//! broker that refuses connections return at their deadline, reconnects to a broker that
+//! hangs up stay within the backoff, and a parked publisher wakes for the next request. Real loopback sockets; the waits take no real time.
 
 mod support;
 
@@ -8,7 +8,8 @@ use std::convert::Infallible;
 use std::time::Duration;
 
 use http::{Request, Response};
-use mps_mqtt_events::{FlushError, MqttEventLayer, PublisherState};
+use mps_mqtt_events::{FlushError, MqttEventLayer, PublisherState, Qos};
+use support::scripted::{Script, ScriptedBroker};
 use support::{UnusedPort, max_attempts, unique_topic};
 use tower::{Layer, ServiceExt, service_fn};
 
@@ -129,5 +130,41 @@ async fn reconnects_to_a_broker_that_hangs_up_stay_within_the_backoff() {
     );
     assert!(!handle.stats().connected);
     drop(listener);
+    let _ = handle.shutdown(Duration::from_secs(1)).await;
+}
+
+/// A publisher that has parked after a quiet spell is woken by the next request, not by a
+/// timer: on the paused clock, its event is written with no virtual time passing. Were the
+/// wake-up lost, the task would sleep until its keep-alive (60 s here) and the clock would
+/// jump there.
+#[tokio::test(flavor = "current_thread", start_paused = true)]
+async fn a_parked_publisher_is_woken_by_the_next_request_at_once() {
+    let broker = ScriptedBroker::start(Script::ACCEPT).await;
+    let layer = MqttEventLayer::builder()
+        .address(broker.url())
+        .topic(unique_topic("parked"))
+        .qos(Qos::AtMostOnce)
+        .keep_alive(Duration::from_secs(60))
+        .build()
+        .expect("valid config");
+    let handle = layer.handle();
+    call(&layer).await;
+    handle
+        .flush(Duration::from_secs(5))
+        .await
+        .expect("the first event is written");
+    // Quiet far longer than the publisher waits before it parks.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+
+    // No flush here: a handle's message would wake the task by itself.
+    let start = tokio::time::Instant::now();
+    call(&layer).await;
+    let written = broker.wait_publishes(2, Duration::from_secs(30)).await;
+    let elapsed = start.elapsed();
+    assert_eq!(written.len(), 2, "the second event reached the broker");
+    assert!(
+        elapsed < Duration::from_millis(2),
+        "the parked publisher took {elapsed:?} of virtual time to write a new event"
+    );
     let _ = handle.shutdown(Duration::from_secs(1)).await;
 }
