@@ -21,8 +21,10 @@ pub(crate) const ENV_QUEUE_CAPACITY: &str = "MPS_MQTT_QUEUE_CAPACITY";
 
 /// The topic MPS publishes its events on.
 pub(crate) const DEFAULT_TOPIC: &str = "mps/events";
-/// Broker port used when the address names none.
+/// Broker port used when a plain address names none.
 pub(crate) const DEFAULT_PORT: u16 = 1883;
+/// Broker port used when a TLS address names none.
+pub(crate) const DEFAULT_TLS_PORT: u16 = 8883;
 /// Events the queue holds by default: under 1 MiB reserved up front.
 pub const DEFAULT_QUEUE_CAPACITY: usize = 8192;
 /// The largest queue capacity accepted (the queue is allocated up front).
@@ -58,13 +60,82 @@ impl Qos {
     }
 }
 
+/// How the connection to the broker is carried.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Scheme {
+    /// Plain TCP: `mqtt://` or `tcp://`.
+    Mqtt,
+    /// TLS over TCP: `mqtts://`, `ssl://` or `tls://`.
+    Mqtts,
+}
+
+impl Scheme {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Mqtt => "mqtt",
+            Self::Mqtts => "mqtts",
+        }
+    }
+}
+
 /// Where the broker is, as parsed from `MPS_MQTT_ADDRESS`.
 #[derive(Clone, PartialEq, Eq)]
 pub(crate) struct BrokerAddress {
+    pub(crate) scheme: Scheme,
     /// Host name or IP literal; IPv6 in brackets, so that `host:port` resolves.
     pub(crate) host: String,
     pub(crate) port: u16,
-    pub(crate) credentials: Option<(String, String)>,
+    /// `user:password@` of the address, percent-decoded.
+    pub(crate) credentials: Option<(String, Secret)>,
+}
+
+/// A password: shown as `***` by `Debug`, never by anything else.
+#[derive(Clone, PartialEq, Eq)]
+pub(crate) struct Secret(String);
+
+impl Secret {
+    pub(crate) fn new(value: String) -> Self {
+        Self(value)
+    }
+
+    /// The secret itself, for the CONNECT packet only.
+    pub(crate) fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("***")
+    }
+}
+
+/// The MQTT login: from the address, or from `MPS_MQTT_USERNAME` and a password.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Credentials {
+    pub(crate) username: String,
+    pub(crate) password: Option<Secret>,
+}
+
+/// A file named by a variable or a setter, remembered with that name for error messages.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct NamedPath {
+    pub(crate) name: &'static str,
+    pub(crate) path: std::path::PathBuf,
+}
+
+/// TLS settings of an `mqtts://` address. Files are read at startup, to report problems, and
+/// again at every connection, so that renewed certificates are used without a restart.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct TlsSettings {
+    /// PEM file of the CA certificates to trust instead of the platform's roots.
+    pub(crate) ca_file: Option<NamedPath>,
+    /// PEM files of the client certificate (chain) and its private key, for mutual TLS.
+    pub(crate) client: Option<(NamedPath, NamedPath)>,
+    /// Skip verifying the broker's certificate (test brokers only).
+    pub(crate) insecure: bool,
+    /// ALPN protocols offered, e.g. `mqtt` for AWS IoT Core on port 443.
+    pub(crate) alpn: Vec<Vec<u8>>,
 }
 
 impl fmt::Debug for BrokerAddress {
@@ -75,7 +146,7 @@ impl fmt::Debug for BrokerAddress {
 
 impl fmt::Display for BrokerAddress {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("mqtt://")?;
+        write!(f, "{}://", self.scheme.as_str())?;
         if let Some((user, _)) = &self.credentials {
             write!(f, "{user}:***@")?;
         }
@@ -94,6 +165,9 @@ pub(crate) struct Config {
     pub(crate) reconnect: (Duration, Duration),
     pub(crate) keep_alive: Duration,
     pub(crate) connect_timeout: Duration,
+    pub(crate) credentials: Option<Credentials>,
+    /// Present exactly when the scheme is `mqtts`.
+    pub(crate) tls: Option<TlsSettings>,
 }
 
 /// Parses a broker address; `Ok(None)` means eventing is off.
@@ -117,9 +191,18 @@ pub(crate) fn parse_address(
             other => other.to_string(),
         })
     })?;
-    match url.scheme() {
-        "mqtt" | "tcp" => {}
-        scheme @ ("mqtts" | "ssl" | "tls" | "ws" | "wss") => {
+    let scheme = match url.scheme() {
+        "mqtt" | "tcp" => Scheme::Mqtt,
+        "mqtts" | "ssl" | "tls" if cfg!(feature = "tls") => Scheme::Mqtts,
+        scheme @ ("mqtts" | "ssl" | "tls") => {
+            return Err(ConfigError::FeatureDisabled {
+                name,
+                value: redact(raw),
+                scheme: scheme.to_owned(),
+                feature: "tls",
+            });
+        }
+        scheme @ ("ws" | "wss") => {
             return Err(ConfigError::UnsupportedScheme {
                 name,
                 value: redact(raw),
@@ -127,7 +210,7 @@ pub(crate) fn parse_address(
             });
         }
         scheme => return Err(invalid(format!("unsupported scheme {scheme:?}"))),
-    }
+    };
     let host = match url.host() {
         Some(url::Host::Domain(d)) if !d.is_empty() => {
             // Opaque hosts keep percent-encoding; a real host name never needs it.
@@ -141,6 +224,7 @@ pub(crate) fn parse_address(
         _ => return Err(invalid("no host".to_owned())),
     };
     let port = match url.port() {
+        None if scheme == Scheme::Mqtts => DEFAULT_TLS_PORT,
         None => DEFAULT_PORT,
         Some(0) => return Err(invalid("port 0 is not a broker port".to_owned())),
         Some(port) => port,
@@ -159,10 +243,11 @@ pub(crate) fn parse_address(
     } else {
         Some((
             percent_decode(url.username()),
-            percent_decode(url.password().unwrap_or("")),
+            Secret::new(percent_decode(url.password().unwrap_or(""))),
         ))
     };
     Ok(Some(BrokerAddress {
+        scheme,
         host,
         port,
         credentials,

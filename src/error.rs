@@ -9,7 +9,7 @@ use std::time::Duration;
 /// accepted, e.g.
 ///
 /// ```text
-/// invalid MPS_MQTT_ADDRESS "htp://mosquitto:8883": unsupported scheme "htp"; expected mqtt://host[:port] or tcp://host[:port]
+/// invalid MPS_MQTT_ADDRESS "htp://mosquitto:8883": unsupported scheme "htp"; expected mqtt://host[:port], mqtts://host[:port] or tcp://host[:port]
 /// ```
 ///
 /// [`Builder`]: crate::Builder
@@ -18,9 +18,12 @@ use std::time::Duration;
 pub enum ConfigError {
     /// The broker address is not a URL this crate can connect to.
     ///
-    /// Fix the value: `mqtt://host[:port]` or `tcp://host[:port]` (port 1883 when omitted,
-    /// IPv6 literals in brackets), or unset it to turn eventing off.
-    #[error("invalid {name} {value:?}: {reason}; expected mqtt://host[:port] or tcp://host[:port]")]
+    /// Fix the value: `mqtt://host[:port]` or `tcp://host[:port]` (port 1883 when omitted),
+    /// `mqtts://host[:port]` (TLS, port 8883 when omitted; IPv6 literals in brackets), or
+    /// unset it to turn eventing off.
+    #[error(
+        "invalid {name} {value:?}: {reason}; expected mqtt://host[:port], mqtts://host[:port] or tcp://host[:port]"
+    )]
     InvalidAddress {
         /// The environment variable or setter that held the value.
         name: &'static str,
@@ -29,13 +32,13 @@ pub enum ConfigError {
         /// What is wrong with it.
         reason: String,
     },
-    /// The broker address asks for a transport this version does not implement yet (TLS or
-    /// WebSocket).
+    /// The broker address asks for a transport this version does not implement yet
+    /// (WebSocket).
     ///
-    /// Use `mqtt://` or `tcp://`; this crate refuses rather than silently connecting in plain
-    /// text where encryption was asked for.
+    /// Use `mqtt://` or `mqtts://`; this crate refuses rather than connecting some other way
+    /// than the one asked for.
     #[error(
-        "invalid {name} {value:?}: scheme {scheme:?} is not supported yet; use mqtt://host[:port] or tcp://host[:port]"
+        "invalid {name} {value:?}: scheme {scheme:?} is not supported yet; use mqtt://host[:port] or mqtts://host[:port]"
     )]
     UnsupportedScheme {
         /// The environment variable or setter that held the value.
@@ -44,6 +47,47 @@ pub enum ConfigError {
         value: String,
         /// The scheme that was asked for.
         scheme: String,
+    },
+    /// The broker address asks for a transport that this build of the crate leaves out.
+    ///
+    /// Enable the named cargo feature of `mps-mqtt-events` in the server's `Cargo.toml`; the
+    /// crate never falls back to plain text where TLS was asked for.
+    #[error(
+        "invalid {name} {value:?}: scheme {scheme:?} needs the cargo feature {feature:?} of mps-mqtt-events; enable it, e.g. mps-mqtt-events = {{ features = [{feature:?}] }}"
+    )]
+    FeatureDisabled {
+        /// The environment variable or setter that held the value.
+        name: &'static str,
+        /// The value as given, password replaced by `***`.
+        value: String,
+        /// The scheme that was asked for.
+        scheme: String,
+        /// The cargo feature that provides it.
+        feature: &'static str,
+    },
+    /// A certificate, key, CA or password file cannot be used.
+    ///
+    /// Fix the file or the path: it must exist, be readable, and hold what the setting asks
+    /// for in PEM form (a certificate chain, a private key in PKCS#8, PKCS#1 or SEC1 form
+    /// matching the certificate, or CA certificates).
+    #[error("invalid {name} {path:?}: {reason}")]
+    InvalidFile {
+        /// The environment variable or setter that named the file.
+        name: &'static str,
+        /// The path as given.
+        path: std::path::PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The settings contradict each other or leave out a required part, e.g. credentials
+    /// given both in `MPS_MQTT_ADDRESS` and in `MPS_MQTT_USERNAME`, or a CA file for a plain
+    /// `mqtt://` address.
+    ///
+    /// Keep exactly one source for each setting; the crate refuses rather than guessing.
+    #[error("conflicting MQTT settings: {reason}")]
+    Conflict {
+        /// What conflicts, and how to resolve it.
+        reason: String,
     },
     /// The topic cannot be published to.
     ///
@@ -110,6 +154,14 @@ pub enum ConfigError {
     /// could ever complete.
     #[error("invalid connect_timeout 0s: expected a positive duration, e.g. 5s")]
     InvalidConnectTimeout,
+    /// A yes/no variable holds something else.
+    #[error("invalid {name} {value:?}: expected 1 or 0 (or true/false, yes/no, on/off)")]
+    InvalidFlag {
+        /// The environment variable.
+        name: &'static str,
+        /// The value as given.
+        value: String,
+    },
     /// An environment variable holds bytes that are not UTF-8.
     #[error("invalid {name}: the value is not valid UTF-8")]
     NotUnicode {

@@ -57,6 +57,18 @@ impl PublisherHandle {
             .and_then(|link| link.shared().stop_reason())
     }
 
+    /// Why the last connection attempt or connection failed, e.g. `the broker refused the
+    /// connection: bad user name or password (...)` or `the broker's certificate is not
+    /// trusted (unknown issuer): ...`; `None` if none has failed. It stays after a later
+    /// success: [`Stats::connected`] tells the current state. Never contains a secret, so a
+    /// health endpoint may show it.
+    #[must_use]
+    pub fn last_error(&self) -> Option<String> {
+        self.link
+            .as_ref()
+            .and_then(|link| link.shared().last_error())
+    }
+
     /// The topic events are published on (`None` when eventing is off), as resolved from
     /// the environment and the builder.
     #[must_use]

@@ -61,6 +61,9 @@ mod publisher;
 mod random;
 mod record;
 mod routes;
+mod secure;
+#[cfg(feature = "tls")]
+mod tls;
 
 pub use builder::Builder;
 pub use config::{DEFAULT_QUEUE_CAPACITY, MAX_QUEUE_CAPACITY, Qos};

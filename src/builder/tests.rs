@@ -226,6 +226,183 @@ fn not_unicode_is_an_error() {
     );
 }
 
+/// A file in a fresh temporary directory, removed with the directory when dropped.
+struct TempFile(std::path::PathBuf);
+
+impl TempFile {
+    fn new(name: &str, contents: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!("mps-builder-{}", crate::random::u64()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let path = dir.join(name);
+        std::fs::write(&path, contents).expect("write temp file");
+        Self(path)
+    }
+
+    fn path(&self) -> &str {
+        self.0.to_str().expect("UTF-8 temp path")
+    }
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        if let Some(dir) = self.0.parent() {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+}
+
+fn credentials_of(vars: &[(&'static str, &str)]) -> Option<(String, Option<String>)> {
+    let config = from_vars(vars).expect("valid").expect("enabled");
+    config.credentials.map(|c| {
+        let password = c.password.map(|p| p.expose().to_owned());
+        (c.username, password)
+    })
+}
+
+#[test]
+fn credentials_come_from_the_address_or_the_variables() {
+    use crate::secure::{ENV_PASSWORD, ENV_PASSWORD_FILE, ENV_USERNAME};
+    let from_url = credentials_of(&[(ENV_ADDRESS, "mqtt://mps:s%40cret@b")]);
+    assert_eq!(from_url, Some(("mps".into(), Some("s@cret".into()))));
+    let from_env = credentials_of(&[
+        (ENV_ADDRESS, "mqtt://b"),
+        (ENV_USERNAME, "mps"),
+        (ENV_PASSWORD, "pw"),
+    ]);
+    assert_eq!(from_env, Some(("mps".into(), Some("pw".into()))));
+    let file = TempFile::new("password", "from-file\r\n");
+    let from_file = credentials_of(&[
+        (ENV_ADDRESS, "mqtt://b"),
+        (ENV_USERNAME, "mps"),
+        (ENV_PASSWORD_FILE, file.path()),
+    ]);
+    assert_eq!(
+        from_file,
+        Some(("mps".into(), Some("from-file".into()))),
+        "one trailing newline is not part of the password"
+    );
+    let user_only = credentials_of(&[(ENV_ADDRESS, "mqtt://b"), (ENV_USERNAME, "mps")]);
+    assert_eq!(user_only, Some(("mps".into(), None)));
+    assert_eq!(credentials_of(&[(ENV_ADDRESS, "mqtt://b")]), None);
+}
+
+#[test]
+fn ambiguous_credentials_are_refused() {
+    use crate::secure::{ENV_PASSWORD, ENV_PASSWORD_FILE, ENV_USERNAME};
+    let both_sources = from_vars(&[
+        (ENV_ADDRESS, "mqtt://mps:hunter2@b"),
+        (ENV_USERNAME, "other"),
+    ])
+    .expect_err("URL and variables");
+    assert_eq!(
+        both_sources.to_string(),
+        "conflicting MQTT settings: credentials are given both in MPS_MQTT_ADDRESS \
+         (user:***@) and in MPS_MQTT_USERNAME; keep one"
+    );
+    let both_passwords = from_vars(&[
+        (ENV_ADDRESS, "mqtt://b"),
+        (ENV_USERNAME, "mps"),
+        (ENV_PASSWORD, "hunter2"),
+        (ENV_PASSWORD_FILE, "/run/secrets/mqtt"),
+    ])
+    .expect_err("password and file");
+    assert!(
+        both_passwords
+            .to_string()
+            .contains("both MPS_MQTT_PASSWORD and MPS_MQTT_PASSWORD_FILE are set"),
+        "{both_passwords}"
+    );
+    let no_user = from_vars(&[(ENV_ADDRESS, "mqtt://b"), (ENV_PASSWORD, "hunter2")])
+        .expect_err("password without user");
+    assert!(
+        no_user
+            .to_string()
+            .contains("MPS_MQTT_PASSWORD is set but no MPS_MQTT_USERNAME"),
+        "{no_user}"
+    );
+    let setters = Builder::default()
+        .address("mqtt://u:hunter2@b")
+        .password("again")
+        .into_config()
+        .expect_err("setter and URL");
+    assert!(
+        setters
+            .to_string()
+            .contains("in address (user:***@) and in password")
+    );
+    for err in [both_sources, both_passwords, no_user, setters] {
+        assert!(!format!("{err} {err:?}").contains("hunter2"), "{err:?}");
+    }
+}
+
+#[test]
+fn a_missing_password_file_is_named() {
+    let err = Builder::default()
+        .address("mqtt://b")
+        .username("mps")
+        .password_file("/nonexistent/mqtt-password")
+        .into_config()
+        .expect_err("missing file");
+    let msg = err.to_string();
+    assert!(
+        msg.starts_with(
+            "invalid password_file \"/nonexistent/mqtt-password\": cannot read the file:"
+        ),
+        "{msg}"
+    );
+}
+
+#[test]
+fn tls_settings_need_a_tls_address() {
+    use crate::secure::{ENV_CA_FILE, ENV_TLS_INSECURE};
+    let err = from_vars(&[(ENV_ADDRESS, "mqtt://b:8883"), (ENV_CA_FILE, "/etc/ca.pem")])
+        .expect_err("CA for plain");
+    assert_eq!(
+        err.to_string(),
+        "conflicting MQTT settings: MPS_MQTT_CA_FILE set for a plain mqtt:// address in \
+         MPS_MQTT_ADDRESS; use mqtts:// for TLS"
+    );
+    let off = from_vars(&[(ENV_ADDRESS, "mqtt://b"), (ENV_TLS_INSECURE, "0")]);
+    assert!(off.expect("insecure off is no TLS setting").is_some());
+    let bad = from_vars(&[(ENV_ADDRESS, "mqtt://b"), (ENV_TLS_INSECURE, "maybe")]);
+    assert_eq!(
+        bad.expect_err("not a flag").to_string(),
+        "invalid MPS_MQTT_TLS_INSECURE \"maybe\": expected 1 or 0 (or true/false, yes/no, on/off)"
+    );
+}
+
+#[cfg(feature = "tls")]
+#[test]
+fn tls_file_problems_stop_startup_naming_the_variable() {
+    use crate::secure::{ENV_CA_FILE, ENV_CLIENT_CERT_FILE};
+    let missing = from_vars(&[
+        (ENV_ADDRESS, "mqtts://b"),
+        (ENV_CA_FILE, "/nonexistent/ca.pem"),
+    ])
+    .expect_err("missing CA");
+    assert!(
+        missing
+            .to_string()
+            .starts_with("invalid MPS_MQTT_CA_FILE \"/nonexistent/ca.pem\": cannot read the file:"),
+        "{missing}"
+    );
+    let not_pem = TempFile::new("ca.pem", "this is not a certificate\n");
+    let err = from_vars(&[(ENV_ADDRESS, "mqtts://b"), (ENV_CA_FILE, not_pem.path())])
+        .expect_err("not PEM");
+    assert!(
+        err.to_string()
+            .ends_with("no CA certificate in it (expected PEM)"),
+        "{err}"
+    );
+    let half = from_vars(&[(ENV_ADDRESS, "mqtts://b"), (ENV_CLIENT_CERT_FILE, "/c.pem")])
+        .expect_err("cert without key");
+    assert!(
+        half.to_string()
+            .contains("needs both MPS_MQTT_CLIENT_CERT_FILE and MPS_MQTT_CLIENT_KEY_FILE"),
+        "{half}"
+    );
+}
+
 proptest! {
     #[test]
     fn no_setting_panics(topic in any::<String>(), qos in any::<String>(), cap in any::<String>()) {

@@ -71,15 +71,43 @@ fn rejects_bad_addresses_naming_the_variable() {
 }
 
 #[test]
-fn reserved_schemes_are_not_supported_yet() {
-    for scheme in ["mqtts", "ssl", "ws", "wss"] {
+fn websocket_schemes_are_not_supported_yet() {
+    for scheme in ["ws", "wss"] {
         let raw = format!("{scheme}://mosquitto:8883");
         let err = parse_address(ENV_ADDRESS, &raw).expect_err(&raw);
         assert_eq!(
             err.to_string(),
             format!(
                 "invalid MPS_MQTT_ADDRESS \"{raw}\": scheme \"{scheme}\" is not supported yet; \
-                 use mqtt://host[:port] or tcp://host[:port]"
+                 use mqtt://host[:port] or mqtts://host[:port]"
+            )
+        );
+    }
+}
+
+#[cfg(feature = "tls")]
+#[test]
+fn tls_schemes_default_to_port_8883() {
+    for scheme in ["mqtts", "ssl", "tls"] {
+        let b = broker(&format!("{scheme}://u:pw@mosquitto"));
+        assert_eq!((b.scheme, b.port), (Scheme::Mqtts, DEFAULT_TLS_PORT));
+        assert_eq!(b.to_string(), "mqtts://u:***@mosquitto:8883");
+    }
+    assert_eq!(broker("mqtts://[::1]:8884").port, 8884);
+}
+
+#[cfg(not(feature = "tls"))]
+#[test]
+fn tls_schemes_name_the_feature_they_need() {
+    for scheme in ["mqtts", "ssl", "tls"] {
+        let raw = format!("{scheme}://u:hunter2@mosquitto");
+        let err = parse_address(ENV_ADDRESS, &raw).expect_err(&raw);
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "invalid MPS_MQTT_ADDRESS \"{scheme}://u:***@mosquitto\": scheme \"{scheme}\" \
+                 needs the cargo feature \"tls\" of mps-mqtt-events; enable it, e.g. \
+                 mps-mqtt-events = {{ features = [\"tls\"] }}"
             )
         );
     }
@@ -88,7 +116,10 @@ fn reserved_schemes_are_not_supported_yet() {
 #[test]
 fn credentials_are_used_and_never_shown() {
     let b = broker("mqtt://mps:s%40cret@mosquitto:1883");
-    assert_eq!(b.credentials, Some(("mps".to_owned(), "s@cret".to_owned())));
+    assert_eq!(
+        b.credentials,
+        Some(("mps".to_owned(), Secret::new("s@cret".to_owned())))
+    );
     assert_eq!(format!("{b:?}"), "mqtt://mps:***@mosquitto:1883");
     let err = parse_address(ENV_ADDRESS, "htp://mps:hunter2@mosquitto/x").expect_err("bad");
     let msg = err.to_string();

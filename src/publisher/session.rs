@@ -14,7 +14,7 @@ use rumqttc::{Connect, ConnectReturnCode, Packet, Publish};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::time::Instant;
 
-use super::connector::{Connector, Transport};
+use super::connector::{ConnectError, Connector, Transport};
 
 /// Largest packet accepted from the broker. A publisher receives only CONNACK, PUBACK and
 /// PINGRESP (2 to 4 bytes); anything larger is a broker error.
@@ -27,8 +27,8 @@ const READS_PER_POLL: usize = 16;
 /// Why a connection failed or ended. Never contains credentials.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum SessionError {
-    #[error("cannot connect: {0}")]
-    Connect(#[source] io::Error),
+    #[error("{0}")]
+    Connect(#[from] ConnectError),
     #[error("no CONNACK within the connect timeout ({0:?})")]
     ConnectTimeout(Duration),
     #[error("the broker refused the connection: {}", refusal(*.0))]
@@ -37,6 +37,11 @@ pub(crate) enum SessionError {
     Io(#[source] io::Error),
     #[error("the broker closed the connection")]
     Closed,
+    #[error(
+        "the broker closed the connection before its CONNACK (is this a TLS port? then use \
+         mqtts://)"
+    )]
+    ClosedBeforeConnAck,
     #[error("the broker closed the connection in the middle of a packet")]
     ClosedMidPacket,
     #[error("the broker sent a malformed or oversized packet: {0}")]
@@ -53,10 +58,15 @@ impl SessionError {
     /// Errors of one kind are logged once in a row; this names the kind.
     pub(crate) fn kind(&self) -> (&'static str, Option<u8>) {
         match self {
-            Self::Connect(_) => ("connect", None),
+            Self::Connect(ConnectError::Tcp(_)) => ("connect", None),
+            #[cfg(feature = "tls")]
+            Self::Connect(ConnectError::TlsSetup(_)) => ("tls setup", None),
+            #[cfg(feature = "tls")]
+            Self::Connect(ConnectError::Handshake(_)) => ("tls handshake", None),
             Self::ConnectTimeout(_) => ("connect timeout", None),
             Self::Refused(code) => ("refused", Some(*code as u8)),
             Self::Io(_) | Self::Closed | Self::ClosedMidPacket => ("lost", None),
+            Self::ClosedBeforeConnAck => ("closed before connack", None),
             Self::Malformed(_) | Self::Unexpected(_) => ("protocol", None),
             Self::KeepAlive(_) => ("keep-alive", None),
             Self::Encode(..) => ("encode", None),
@@ -76,7 +86,8 @@ fn refusal(code: ConnectReturnCode) -> &'static str {
         }
         ConnectReturnCode::ServiceUnavailable => "server unavailable (retrying)",
         ConnectReturnCode::BadUserNamePassword => {
-            "bad user name or password (check the credentials in MPS_MQTT_ADDRESS)"
+            "bad user name or password (check the credentials in MPS_MQTT_ADDRESS, \
+             MPS_MQTT_USERNAME and MPS_MQTT_PASSWORD or MPS_MQTT_PASSWORD_FILE)"
         }
         ConnectReturnCode::NotAuthorized => {
             "not authorised (the broker does not allow this client to connect)"
@@ -138,7 +149,7 @@ impl Session {
         connector: &Connector,
         connect: &Connect,
     ) -> Result<Self, SessionError> {
-        let mut stream = connector.connect().await.map_err(SessionError::Connect)?;
+        let mut stream = connector.connect().await?;
         let mut out = BytesMut::with_capacity(256);
         Packet::Connect(connect.clone())
             .write(&mut out, usize::MAX)
@@ -155,7 +166,7 @@ impl Session {
             }
             if stream.read_buf(&mut read).await.map_err(SessionError::Io)? == 0 {
                 return Err(if read.is_empty() {
-                    SessionError::Closed
+                    SessionError::ClosedBeforeConnAck
                 } else {
                     SessionError::ClosedMidPacket
                 });

@@ -55,6 +55,7 @@ pub(crate) struct Counters {
     pub(crate) acknowledged: Counter,
     pub(crate) failed: Counter,
     pub(crate) reconnects: Counter,
+    pub(crate) connect_failures: Counter,
     pub(crate) connected: AtomicBool,
 }
 
@@ -66,6 +67,7 @@ pub(crate) struct Shared {
     pub(crate) counters: Counters,
     qos: Qos,
     stop_reason: Mutex<Option<String>>,
+    last_error: Mutex<Option<String>>,
 }
 
 impl Shared {
@@ -76,6 +78,7 @@ impl Shared {
             counters: Counters::default(),
             qos,
             stop_reason: Mutex::new(None),
+            last_error: Mutex::new(None),
         }
     }
 
@@ -177,6 +180,21 @@ impl Shared {
         Some(given_up)
     }
 
+    /// Remembers why the last connection attempt or connection failed (never a secret).
+    pub(crate) fn set_last_error(&self, error: String) {
+        *self
+            .last_error
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(error);
+    }
+
+    pub(crate) fn last_error(&self) -> Option<String> {
+        self.last_error
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
     pub(crate) fn stop_reason(&self) -> Option<String> {
         self.stop_reason
             .lock()
@@ -209,6 +227,7 @@ impl Shared {
             delivered,
             failed,
             reconnects: c.reconnects.get(),
+            connect_failures: c.connect_failures.get(),
             queue_len: enqueued - dequeued,
             in_flight: dequeued.saturating_sub(delivered + failed),
             connected: c.connected.load(Ordering::Acquire),

@@ -56,6 +56,10 @@ pub struct Stats {
     pub failed: u64,
     /// Times the connection was established again after it was lost.
     pub reconnects: u64,
+    /// Connection attempts that failed: refused TCP connections, TLS handshake failures,
+    /// CONNACK refusals (bad credentials, not authorised), timeouts. See
+    /// [`PublisherHandle::last_error`](crate::PublisherHandle::last_error) for the latest.
+    pub connect_failures: u64,
     /// Events waiting in the queue.
     pub queue_len: u64,
     /// Events taken from the queue and not yet delivered: written and awaiting their PUBACK,

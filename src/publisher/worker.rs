@@ -47,6 +47,19 @@ pub(crate) async fn run(shared: Arc<Shared>, config: Config, control: mpsc::Rece
         client_id = %config.client_id,
         "MQTT eventing on"
     );
+    if config.tls.as_ref().is_some_and(|tls| tls.insecure) {
+        tracing::warn!(
+            "MPS_MQTT_TLS_INSECURE is set: the broker's certificate will not be verified; \
+             use this with test brokers only"
+        );
+    }
+    if config.tls.is_none() && config.broker.port == crate::config::DEFAULT_TLS_PORT {
+        tracing::warn!(
+            broker = %config.broker,
+            "the connection to the broker is unencrypted (mqtt:// on port 8883, the TLS port); \
+             use mqtts:// for TLS"
+        );
+    }
     let mut worker = Worker::new(shared, config, control);
     let session = worker.run().await;
     worker.finish(session).await;
@@ -117,15 +130,17 @@ async fn wait_for(shared: &Shared, wait: Wait) {
 
 impl Worker {
     fn new(shared: Arc<Shared>, config: Config, control: mpsc::Receiver<Control>) -> Self {
+        let connector = Connector::new(&config);
         let mut connect = Connect::new(config.client_id);
         connect.keep_alive = u16::try_from(config.keep_alive.as_secs()).unwrap_or(u16::MAX);
         connect.clean_session = true;
-        if let Some((user, password)) = &config.broker.credentials {
-            connect.set_login(user, password);
+        if let Some(credentials) = &config.credentials {
+            let password = credentials.password.as_ref().map_or("", |p| p.expose());
+            connect.set_login(&credentials.username, password);
         }
         Self {
             control: Some(control),
-            connector: Connector::new(&config.broker),
+            connector,
             connect,
             connect_timeout: config.connect_timeout,
             outbox: Outbox::new(Arc::clone(&shared), config.topic, config.qos),
@@ -342,6 +357,10 @@ impl Worker {
                 .store(false, std::sync::atomic::Ordering::Release);
             self.backoff.connection_ended(self.connected_at.elapsed());
         }
+        if !was_connected {
+            self.shared.counters.connect_failures.add(1);
+        }
+        self.shared.set_last_error(error.to_string());
         let kind = error.kind();
         let unconfirmed = self.outbox.unsettled();
         let attempt = self.backoff.failures() + 1;
