@@ -67,14 +67,46 @@ pub(crate) enum Scheme {
     Mqtt,
     /// TLS over TCP: `mqtts://`, `ssl://` or `tls://`.
     Mqtts,
+    /// WebSocket: `ws://`.
+    Ws,
+    /// WebSocket over TLS: `wss://`.
+    Wss,
 }
 
 impl Scheme {
-    fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Self::Mqtt => "mqtt",
             Self::Mqtts => "mqtts",
+            Self::Ws => "ws",
+            Self::Wss => "wss",
         }
+    }
+
+    /// Whether the connection is encrypted with TLS.
+    pub(crate) fn is_tls(self) -> bool {
+        matches!(self, Self::Mqtts | Self::Wss)
+    }
+
+    fn default_port(self) -> u16 {
+        match self {
+            Self::Mqtt => DEFAULT_PORT,
+            Self::Mqtts => DEFAULT_TLS_PORT,
+            Self::Ws => 80,
+            Self::Wss => 443,
+        }
+    }
+}
+
+/// The cargo feature a scheme needs that this build lacks, if any.
+fn missing_feature(scheme: Scheme) -> Option<&'static str> {
+    let websocket = matches!(scheme, Scheme::Ws | Scheme::Wss);
+    if websocket && !cfg!(feature = "websocket") {
+        Some("websocket")
+    } else if scheme.is_tls() && !cfg!(feature = "tls") {
+        Some("tls")
+    } else {
+        None
     }
 }
 
@@ -85,6 +117,8 @@ pub(crate) struct BrokerAddress {
     /// Host name or IP literal; IPv6 in brackets, so that `host:port` resolves.
     pub(crate) host: String,
     pub(crate) port: u16,
+    /// The HTTP path of a WebSocket address (`/mqtt` when omitted); empty otherwise.
+    pub(crate) path: String,
     /// `user:password@` of the address, percent-decoded.
     pub(crate) credentials: Option<(String, Secret)>,
 }
@@ -150,7 +184,7 @@ impl fmt::Display for BrokerAddress {
         if let Some((user, _)) = &self.credentials {
             write!(f, "{user}:***@")?;
         }
-        write!(f, "{}:{}", self.host, self.port)
+        write!(f, "{}:{}{}", self.host, self.port, self.path)
     }
 }
 
@@ -166,7 +200,7 @@ pub(crate) struct Config {
     pub(crate) keep_alive: Duration,
     pub(crate) connect_timeout: Duration,
     pub(crate) credentials: Option<Credentials>,
-    /// Present exactly when the scheme is `mqtts`.
+    /// Present exactly when the scheme is `mqtts` or `wss`.
     pub(crate) tls: Option<TlsSettings>,
 }
 
@@ -193,24 +227,19 @@ pub(crate) fn parse_address(
     })?;
     let scheme = match url.scheme() {
         "mqtt" | "tcp" => Scheme::Mqtt,
-        "mqtts" | "ssl" | "tls" if cfg!(feature = "tls") => Scheme::Mqtts,
-        scheme @ ("mqtts" | "ssl" | "tls") => {
-            return Err(ConfigError::FeatureDisabled {
-                name,
-                value: redact(raw),
-                scheme: scheme.to_owned(),
-                feature: "tls",
-            });
-        }
-        scheme @ ("ws" | "wss") => {
-            return Err(ConfigError::UnsupportedScheme {
-                name,
-                value: redact(raw),
-                scheme: scheme.to_owned(),
-            });
-        }
+        "mqtts" | "ssl" | "tls" => Scheme::Mqtts,
+        "ws" => Scheme::Ws,
+        "wss" => Scheme::Wss,
         scheme => return Err(invalid(format!("unsupported scheme {scheme:?}"))),
     };
+    if let Some(feature) = missing_feature(scheme) {
+        return Err(ConfigError::FeatureDisabled {
+            name,
+            value: redact(raw),
+            scheme: url.scheme().to_owned(),
+            feature,
+        });
+    }
     let host = match url.host() {
         Some(url::Host::Domain(d)) if !d.is_empty() => {
             // Opaque hosts keep percent-encoding; a real host name never needs it.
@@ -224,14 +253,16 @@ pub(crate) fn parse_address(
         _ => return Err(invalid("no host".to_owned())),
     };
     let port = match url.port() {
-        None if scheme == Scheme::Mqtts => DEFAULT_TLS_PORT,
-        None => DEFAULT_PORT,
+        None => scheme.default_port(),
         Some(0) => return Err(invalid("port 0 is not a broker port".to_owned())),
         Some(port) => port,
     };
-    if !matches!(url.path(), "" | "/") {
-        return Err(invalid(format!("unexpected path {:?}", url.path())));
-    }
+    let path = match (scheme, url.path()) {
+        (Scheme::Ws | Scheme::Wss, "" | "/") => "/mqtt".to_owned(),
+        (Scheme::Ws | Scheme::Wss, path) => path.to_owned(),
+        (_, "" | "/") => String::new(),
+        (_, path) => return Err(invalid(format!("unexpected path {path:?}"))),
+    };
     if url.query().is_some() {
         return Err(invalid("unexpected query".to_owned()));
     }
@@ -250,6 +281,7 @@ pub(crate) fn parse_address(
         scheme,
         host,
         port,
+        path,
         credentials,
     }))
 }

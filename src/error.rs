@@ -32,22 +32,6 @@ pub enum ConfigError {
         /// What is wrong with it.
         reason: String,
     },
-    /// The broker address asks for a transport this version does not implement yet
-    /// (WebSocket).
-    ///
-    /// Use `mqtt://` or `mqtts://`; this crate refuses rather than connecting some other way
-    /// than the one asked for.
-    #[error(
-        "invalid {name} {value:?}: scheme {scheme:?} is not supported yet; use mqtt://host[:port] or mqtts://host[:port]"
-    )]
-    UnsupportedScheme {
-        /// The environment variable or setter that held the value.
-        name: &'static str,
-        /// The value as given, password replaced by `***`.
-        value: String,
-        /// The scheme that was asked for.
-        scheme: String,
-    },
     /// The broker address asks for a transport that this build of the crate leaves out.
     ///
     /// Enable the named cargo feature of `mps-mqtt-events` in the server's `Cargo.toml`; the

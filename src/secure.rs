@@ -5,7 +5,7 @@
 use std::fmt;
 use std::path::PathBuf;
 
-use crate::config::{BrokerAddress, Credentials, NamedPath, Scheme, Secret, TlsSettings};
+use crate::config::{BrokerAddress, Credentials, NamedPath, Secret, TlsSettings};
 use crate::error::ConfigError;
 
 pub(crate) const ENV_USERNAME: &str = "MPS_MQTT_USERNAME";
@@ -158,7 +158,7 @@ impl SecureSettings {
         }))
     }
 
-    /// The TLS settings of an `mqtts://` address, checked by building them once; `None` for
+    /// The TLS settings of an `mqtts://` or `wss://` address, checked by building them once; `None` for
     /// a plain address, which must then have no TLS settings.
     pub(crate) fn tls(
         &self,
@@ -178,14 +178,16 @@ impl SecureSettings {
         .into_iter()
         .flatten()
         .collect();
-        if broker.scheme == Scheme::Mqtt {
+        if !broker.scheme.is_tls() {
             if given.is_empty() {
                 return Ok(None);
             }
             return Err(ConfigError::Conflict {
                 reason: format!(
-                    "{} set for a plain mqtt:// address in {address_name}; use mqtts:// for TLS",
-                    given.join(" and ")
+                    "{} set for a plain {}:// address in {address_name}; use mqtts:// (or \
+                     wss://) for TLS",
+                    given.join(" and "),
+                    broker.scheme.as_str()
                 ),
             });
         }

@@ -360,7 +360,7 @@ fn tls_settings_need_a_tls_address() {
     assert_eq!(
         err.to_string(),
         "conflicting MQTT settings: MPS_MQTT_CA_FILE set for a plain mqtt:// address in \
-         MPS_MQTT_ADDRESS; use mqtts:// for TLS"
+         MPS_MQTT_ADDRESS; use mqtts:// (or wss://) for TLS"
     );
     let off = from_vars(&[(ENV_ADDRESS, "mqtt://b"), (ENV_TLS_INSECURE, "0")]);
     assert!(off.expect("insecure off is no TLS setting").is_some());

@@ -70,17 +70,32 @@ fn rejects_bad_addresses_naming_the_variable() {
     }
 }
 
+#[cfg(all(feature = "websocket", feature = "tls"))]
 #[test]
-fn websocket_schemes_are_not_supported_yet() {
+fn websocket_addresses_keep_their_path() {
+    let ws = broker("ws://ingress.example/mqtt/broker");
+    assert_eq!(
+        (ws.scheme, ws.port, ws.path.as_str()),
+        (Scheme::Ws, 80, "/mqtt/broker")
+    );
+    let wss = broker("wss://u:pw@ingress.example");
+    assert_eq!(
+        (wss.scheme, wss.port, wss.path.as_str()),
+        (Scheme::Wss, 443, "/mqtt")
+    );
+    assert_eq!(wss.to_string(), "wss://u:***@ingress.example:443/mqtt");
+}
+
+#[cfg(not(feature = "websocket"))]
+#[test]
+fn websocket_schemes_name_the_feature_they_need() {
     for scheme in ["ws", "wss"] {
-        let raw = format!("{scheme}://mosquitto:8883");
+        let raw = format!("{scheme}://ingress.example/mqtt");
         let err = parse_address(ENV_ADDRESS, &raw).expect_err(&raw);
-        assert_eq!(
-            err.to_string(),
-            format!(
-                "invalid MPS_MQTT_ADDRESS \"{raw}\": scheme \"{scheme}\" is not supported yet; \
-                 use mqtt://host[:port] or mqtts://host[:port]"
-            )
+        assert!(
+            err.to_string()
+                .contains("needs the cargo feature \"websocket\""),
+            "{err}"
         );
     }
 }

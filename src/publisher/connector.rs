@@ -1,6 +1,7 @@
 //! The seam between the MQTT session and the byte stream it runs on: the session speaks MQTT
-//! over any [`Transport`], and a [`Connector`] makes one per connection attempt: plain TCP,
-//! or TLS over it (cargo feature `tls`). WebSocket streams plug in here too.
+//! over any [`Transport`], and a [`Connector`] makes one per connection attempt: TCP, then TLS
+//! over it (cargo feature `tls`) and a WebSocket over that (feature `websocket`), as the
+//! address's scheme asks.
 
 use std::io;
 
@@ -30,13 +31,21 @@ pub(crate) enum ConnectError {
     #[cfg(feature = "tls")]
     #[error("{0}")]
     Handshake(String),
+    /// The WebSocket handshake failed; the text says what it means.
+    #[cfg(feature = "websocket")]
+    #[error("{0}")]
+    WebSocket(String),
 }
 
 /// Opens connections to the broker.
 #[derive(Debug, Clone)]
 pub(crate) struct Connector {
+    #[cfg_attr(not(feature = "websocket"), allow(dead_code))]
+    scheme: Scheme,
     host: String,
     port: u16,
+    #[cfg_attr(not(feature = "websocket"), allow(dead_code))]
+    path: String,
     #[cfg(feature = "tls")]
     tls: Option<TlsSettings>,
 }
@@ -44,10 +53,12 @@ pub(crate) struct Connector {
 impl Connector {
     pub(crate) fn new(config: &Config) -> Self {
         let broker = &config.broker;
-        debug_assert_eq!(broker.scheme == Scheme::Mqtts, config.tls.is_some());
+        debug_assert_eq!(broker.scheme.is_tls(), config.tls.is_some());
         Self {
+            scheme: broker.scheme,
             host: broker.host.clone(),
             port: broker.port,
+            path: broker.path.clone(),
             #[cfg(feature = "tls")]
             tls: config.tls.clone(),
         }
@@ -56,22 +67,35 @@ impl Connector {
     /// One connection; resolves the host name each time, so a broker that moved is found,
     /// and reads TLS files each time, so renewed certificates are used.
     pub(crate) async fn connect(&self) -> Result<Box<dyn Transport>, ConnectError> {
-        let stream = TcpStream::connect(format!("{}:{}", self.host, self.port))
+        let tcp = TcpStream::connect(format!("{}:{}", self.host, self.port))
             .await
             .map_err(ConnectError::Tcp)?;
         // Writes are already coalesced; Nagle would only delay the last one.
-        stream.set_nodelay(true).map_err(ConnectError::Tcp)?;
+        tcp.set_nodelay(true).map_err(ConnectError::Tcp)?;
+        #[allow(unused_mut)]
+        let mut stream: Box<dyn Transport> = Box::new(tcp);
         #[cfg(feature = "tls")]
         if let Some(settings) = &self.tls {
-            return self.handshake(stream, settings).await;
+            stream = self.tls_handshake(stream, settings).await?;
         }
-        Ok(Box::new(stream))
+        #[cfg(feature = "websocket")]
+        if matches!(self.scheme, Scheme::Ws | Scheme::Wss) {
+            let url = format!(
+                "{}://{}:{}{}",
+                self.scheme.as_str(),
+                self.host,
+                self.port,
+                self.path
+            );
+            stream = super::websocket::handshake(&url, stream).await?;
+        }
+        Ok(stream)
     }
 
     #[cfg(feature = "tls")]
-    async fn handshake(
+    async fn tls_handshake(
         &self,
-        stream: TcpStream,
+        stream: Box<dyn Transport>,
         settings: &TlsSettings,
     ) -> Result<Box<dyn Transport>, ConnectError> {
         use crate::tls;

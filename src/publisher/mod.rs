@@ -24,6 +24,8 @@ mod state;
 mod stats;
 mod task;
 mod tracker;
+#[cfg(feature = "websocket")]
+mod websocket;
 mod worker;
 
 pub(crate) use link::Link;

@@ -63,6 +63,8 @@ impl SessionError {
             Self::Connect(ConnectError::TlsSetup(_)) => ("tls setup", None),
             #[cfg(feature = "tls")]
             Self::Connect(ConnectError::Handshake(_)) => ("tls handshake", None),
+            #[cfg(feature = "websocket")]
+            Self::Connect(ConnectError::WebSocket(_)) => ("websocket", None),
             Self::ConnectTimeout(_) => ("connect timeout", None),
             Self::Refused(code) => ("refused", Some(*code as u8)),
             Self::Io(_) | Self::Closed | Self::ClosedMidPacket => ("lost", None),
