@@ -39,14 +39,33 @@
 //!
 //! | variable | default | meaning |
 //! | --- | --- | --- |
-//! | `MPS_MQTT_ADDRESS` | unset: eventing off | `mqtt://host[:port]` or `tcp://host[:port]` (port 1883 when omitted, IPv6 in brackets, `user:password@` logs in); empty, `false` or `0` turn eventing off, as in MPS |
+//! | `MPS_MQTT_ADDRESS` | unset: eventing off | `mqtt://host[:port]` or `tcp://host[:port]` (port 1883 when omitted, IPv6 in brackets, `user:password@` logs in); `mqtts://` (port 8883, feature `tls`); `ws://host[:port][/path]` and `wss://` (feature `websocket`); empty, `false` or `0` turn eventing off, as in MPS |
 //! | `MPS_MQTT_TOPIC` | `mps/events` | the topic of every event |
 //! | `MPS_MQTT_QOS` | `1` | `0` (at most once, as MPS) or `1` (at least once) |
 //! | `MPS_MQTT_CLIENT_ID` | `mps-<host>-<random>` | the MQTT client id, new per process |
 //! | `MPS_MQTT_QUEUE_CAPACITY` | `8192` ([`DEFAULT_QUEUE_CAPACITY`]) | events held while the broker is slow or away |
+//! | `MPS_MQTT_USERNAME` | unset | the MQTT user name, instead of `user:password@` in the address |
+//! | `MPS_MQTT_PASSWORD` | unset | its password |
+//! | `MPS_MQTT_PASSWORD_FILE` | unset | a file holding the password; one trailing newline is trimmed |
+//! | `MPS_MQTT_CA_FILE` | the platform's roots | PEM CA certificates to trust (TLS) |
+//! | `MPS_MQTT_CLIENT_CERT_FILE` | unset | client certificate chain (PEM) for mutual TLS |
+//! | `MPS_MQTT_CLIENT_KEY_FILE` | unset | its private key (PEM: PKCS#8, PKCS#1 or SEC1) |
+//! | `MPS_MQTT_TLS_INSECURE` | `0` | `1` skips verifying the broker's certificate (test brokers only) |
 //!
 //! Each has a [`Builder`] setter that overrides it; [`Builder::reconnect_backoff`],
-//! [`Builder::keep_alive`] and [`Builder::connect_timeout`] exist only in code.
+//! [`Builder::keep_alive`], [`Builder::connect_timeout`] and [`Builder::alpn`] exist only in
+//! code. Conflicting settings (credentials in the address and in the variables, a password
+//! and a password file, a CA file for a plain address) are refused rather than guessed at.
+//!
+//! # Features
+//!
+//! | feature | adds | pulls in |
+//! | --- | --- | --- |
+//! | `tls` | `mqtts://` (and `wss://` with `websocket`): custom CA, mutual TLS, ALPN | tokio-rustls with ring, rustls-native-certs, rustls-pki-types |
+//! | `websocket` | `ws://` (and `wss://` with `tls`) | tokio-tungstenite (handshake only), futures-util |
+//!
+//! None is on by default; an address whose scheme needs a feature that is not built is
+//! refused at startup, naming the feature.
 
 // Imports run one way: builder → layer → handle → publisher → event → record → routes;
 // config, error and random are imported by those that need them and import nothing of ours

@@ -26,6 +26,10 @@
 //! MPS_MQTT_ADDRESS=mqtt://127.0.0.1:1883 cargo run --example mps_server
 //! ```
 //!
+//! A TLS or WebSocket broker needs the crate's features, e.g.
+//! `MPS_MQTT_ADDRESS=mqtts://broker:8883 MPS_MQTT_CA_FILE=ca.pem cargo run --example mps_server
+//! --features tls`; every `MPS_MQTT_*` variable of the README applies.
+//!
 //! Environment: `MPS_WEB_PORT` (default 3000; 0 picks a free port), `MPS_WEB_HOST` (default
 //! 127.0.0.1; MPS itself listens on all interfaces, set `0.0.0.0` for that), `RUST_LOG`
 //! (default `info,rumqttd=off`), and the crate's `MPS_MQTT_*` variables (`MPS_MQTT_TOPIC`,
