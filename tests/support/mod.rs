@@ -1,8 +1,9 @@
 //! Helpers shared by the integration tests: real MQTT brokers ([`mosquitto`]), a scripted
 //! MQTT broker for protocol faults ([`scripted`]), a subscriber that collects what a broker
-//! delivers ([`subscriber`]), an HTTP server and client ([`http`]) and loopback ports
-//! ([`ports`]). This file keeps the small shared helpers and re-exports the rest, so tests
-//! say `support::Broker`, `support::http`, ...
+//! delivers ([`subscriber`]), an HTTP server and client ([`http`]), loopback ports
+//! ([`ports`]), captured logs ([`logs`]) and a throwaway PKI with Mosquitto's TLS and login
+//! configuration ([`tls`]). This file keeps the small shared helpers and re-exports the rest,
+//! so tests say `support::Broker`, `support::http`, ...
 //!
 //! Every wait here is bounded: conditions are polled or awaited with a deadline, and a helper
 //! that runs out of time either returns what it has (`Option`, `bool`, a short `Vec`) or
@@ -17,10 +18,12 @@
 #[path = "../../examples/embedded_broker/mod.rs"]
 mod embedded_broker;
 mod http;
+pub mod logs;
 mod mosquitto;
 mod ports;
 pub mod scripted;
 mod subscriber;
+pub mod tls;
 
 use std::fs;
 use std::future::Future;

@@ -45,9 +45,22 @@ impl Subscriber {
     ///
     /// When no SUBACK arrives within 5 s.
     pub async fn connect(broker: &str, topic: &str) -> Subscriber {
+        Self::connect_as(broker, topic, None).await
+    }
+
+    /// As [`Subscriber::connect`], logging in with `credentials` (user name, password) when
+    /// given, for brokers that refuse anonymous clients.
+    pub async fn connect_as(
+        broker: &str,
+        topic: &str,
+        credentials: Option<(&str, &str)>,
+    ) -> Subscriber {
         let (host, port) = host_port(broker);
         let client_id = format!("test-sub-{}", unique_suffix());
         let mut options = MqttOptions::new(client_id, host, port);
+        if let Some((user, password)) = credentials {
+            options.set_credentials(user, password);
+        }
         options.set_keep_alive(Duration::from_secs(5));
         options.set_clean_session(true);
         options.set_max_packet_size(1 << 20, 1 << 20);
