@@ -5,7 +5,8 @@
 //! `BENCH_EVENTS_QOS0=20000 BENCH_EVENTS_QOS1=5000 BENCH_ROUNDS=1 BENCH_LATENCY_SECS=1 cargo bench --bench publisher`.
 //! `BENCH_MODE=throughput` or `BENCH_MODE=latency` runs one section; `BENCH_RAW_INFLIGHT` sets
 //! the raw client's inflight window (default 100, rumqttc's default; the layer uses its own);
-//! `BENCH_LAYER_ONLY=1` runs only the layer, for a profiler.
+//! `BENCH_LAYER_ONLY=1` runs only the layer, for a profiler. `BENCH_MODE=tls` with
+//! `--features tls` compares the layer over `mqtts://` with the layer over `mqtt://`.
 //!
 //! It starts its own Mosquitto (from PATH or /usr/sbin) on a free loopback port, or says why
 //! not and exits 0. Throughput: each round runs both variants at QoS 0 and 1, in alternating
@@ -15,6 +16,10 @@
 //! all arrived and, at QoS 1, were acknowledged: request path and publisher task (layer), or
 //! serialization, publish loop and event loop (raw). Latency: an in-process subscriber matches
 //! each event to its request by the GUID in the request's path.
+
+#[cfg(feature = "tls")]
+#[path = "publisher/tls_case.rs"]
+mod tls_case;
 
 use std::io::{BufRead, BufReader, Lines};
 use std::path::PathBuf;
@@ -81,7 +86,7 @@ fn find_mosquitto() -> Option<PathBuf> {
 }
 
 /// Starts Mosquitto on a free loopback port with a config that never drops for a slow reader.
-fn start_broker(binary: &PathBuf) -> (Reaped, u16) {
+fn start_broker(binary: &PathBuf, extra_listener: &str) -> (Reaped, u16) {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a free loopback port");
     let port = listener.local_addr().expect("local address").port();
     drop(listener);
@@ -96,7 +101,8 @@ fn start_broker(binary: &PathBuf) -> (Reaped, u16) {
     };
     let text = format!(
         "listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n\
-         max_queued_messages 0\nmax_inflight_messages 0\nlog_dest none\n{nodelay}"
+         max_queued_messages 0\nmax_inflight_messages 0\nlog_dest none\n{nodelay}\
+         {extra_listener}"
     );
     std::fs::write(&conf, text).expect("write mosquitto.conf");
     let child = Command::new(binary).arg("-c").arg(&conf).spawn();
@@ -197,9 +203,12 @@ fn request(uri: Uri) -> Request<()> {
 }
 
 /// A layer publishing to `topic`, already connected so that no variant times the CONNECT.
-fn layer(rt: &Runtime, port: u16, topic: &str, qos: Qos, n: usize) -> MqttEventLayer {
-    let layer = MqttEventLayer::builder()
-        .address(format!("mqtt://127.0.0.1:{port}"))
+fn layer(rt: &Runtime, to: &Target, topic: &str, qos: Qos, n: usize) -> MqttEventLayer {
+    let mut builder = MqttEventLayer::builder().address(&to.address);
+    if let Some(ca) = &to.ca_file {
+        builder = builder.ca_file(ca);
+    }
+    let layer = builder
         .topic(topic)
         .qos(qos)
         .queue_capacity(n.clamp(1024, MAX_QUEUE_CAPACITY))
@@ -221,10 +230,26 @@ fn trivial(_: Request<()>) -> std::future::Ready<Result<Response<()>, std::conve
     std::future::ready(Ok(Response::new(())))
 }
 
-fn run_layer(rt: &Runtime, port: u16, qos: Qos, n: usize, tck: f64) -> Sample {
+/// Where a layer publishes: the address, and the CA file of a TLS one.
+struct Target {
+    address: String,
+    ca_file: Option<PathBuf>,
+}
+
+impl Target {
+    fn plain(port: u16) -> Self {
+        Self {
+            address: format!("mqtt://127.0.0.1:{port}"),
+            ca_file: None,
+        }
+    }
+}
+
+/// The layer publishing `n` events to `to`, counted by a subscriber on the plain `port`.
+fn run_layer(rt: &Runtime, port: u16, to: &Target, qos: Qos, n: usize, tck: f64) -> Sample {
     let topic = format!("{TOPIC}/layer");
     let subscriber = Subscriber::spawn(port, &topic, n);
-    let layer = layer(rt, port, &topic, qos, n);
+    let layer = layer(rt, to, &topic, qos, n);
     let (handle, mut service) = (layer.handle(), layer.layer(service_fn(trivial)));
     let uri = Uri::from_static(PATH);
     let sample = measure(subscriber, n, tck, || {
@@ -323,7 +348,7 @@ fn throughput(rt: &Runtime, port: u16, tck: f64) {
             let first = if layer_first { "layer" } else { "raw" };
             println!("round {round}/{rounds}, QoS {level}, {n} events, {first} first");
             let raw = (!layer_first).then(|| run_raw(rt, port, raw_qos, n, inflight, tck));
-            let layer = run_layer(rt, port, qos, n, tck);
+            let layer = run_layer(rt, port, &Target::plain(port), qos, n, tck);
             if layer_only {
                 continue;
             }
@@ -378,7 +403,7 @@ fn latency_case(rt: &Runtime, port: u16, qos: Qos, n: usize, rate: f64) -> (Vec<
         let subscribed = tokio::time::timeout(Duration::from_secs(5), is_ready).await;
         subscribed.expect("SUBACK").expect("subscriber task");
     });
-    let layer = layer(rt, port, &topic, qos, n);
+    let layer = layer(rt, &Target::plain(port), &topic, qos, n);
     let (handle, mut service) = (layer.handle(), layer.layer(service_fn(trivial)));
     let mut sent = Vec::with_capacity(n);
     rt.block_on(async {
@@ -432,6 +457,66 @@ fn latency(rt: &Runtime, port: u16) {
     }
 }
 
+/// The layer over TLS against the layer over plain TCP, alternating, QoS 0 and 1.
+#[cfg(feature = "tls")]
+fn tls_vs_plain(rt: &Runtime, port: u16, secure: &Target, tck: f64) {
+    let rounds = env_or("BENCH_ROUNDS", 3).max(1);
+    let cases = [
+        (
+            Qos::AtMostOnce,
+            "0",
+            env_or("BENCH_EVENTS_QOS0", 200_000) as usize,
+        ),
+        (
+            Qos::AtLeastOnce,
+            "1",
+            env_or("BENCH_EVENTS_QOS1", 50_000) as usize,
+        ),
+    ];
+    let plain = Target::plain(port);
+    println!("\nlayer over TLS vs plain TCP, median (min–max) of {rounds} rounds");
+    println!(
+        "QoS  events  TLS events/s     plain events/s   TLS µs/event  plain µs/event  CPU TLS/plain"
+    );
+    for (qos, level, n) in cases {
+        let mut samples = Vec::new();
+        for round in 0..rounds {
+            let tls_first = round % 2 == 0;
+            let first = run_layer(
+                rt,
+                port,
+                if tls_first { secure } else { &plain },
+                qos,
+                n,
+                tck,
+            );
+            let second = run_layer(
+                rt,
+                port,
+                if tls_first { &plain } else { secure },
+                qos,
+                n,
+                tck,
+            );
+            samples.push(if tls_first {
+                (first, second)
+            } else {
+                (second, first)
+            });
+        }
+        let col =
+            |pick: fn(&(Sample, Sample)) -> f64, p| cell(samples.iter().map(pick).collect(), p);
+        println!(
+            "{level:<4} {n:>6}  {:<16} {:<16} {:<13} {:<15} {}",
+            col(|(t, _)| t.rate, 0),
+            col(|(_, p)| p.rate, 0),
+            col(|(t, _)| t.cpu_us, 2),
+            col(|(_, p)| p.cpu_us, 2),
+            col(|(t, p)| t.cpu_us / p.cpu_us, 2),
+        );
+    }
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     if args.get(1).map(String::as_str) == Some("--subscriber") {
@@ -441,7 +526,23 @@ fn main() {
         println!("skipped: no `mosquitto` on PATH nor at /usr/sbin/mosquitto; install Mosquitto");
         return;
     };
-    let (_broker, port) = start_broker(&mosquitto);
+    // BENCH_MODE=tls: a second, TLS listener, and the layer over it against plain.
+    #[cfg(feature = "tls")]
+    let tls = (std::env::var("BENCH_MODE").as_deref() == Ok("tls")).then(|| {
+        let dir = std::env::temp_dir().join(format!("mps-bench-pki-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("PKI dir");
+        let port = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
+        let port = port.local_addr().expect("local address").port();
+        let (listener, ca_file) = tls_case::tls_listener(&dir, port);
+        (listener, port, ca_file)
+    });
+    #[cfg(feature = "tls")]
+    let extra = tls
+        .as_ref()
+        .map_or("", |(listener, _, _)| listener.as_str());
+    #[cfg(not(feature = "tls"))]
+    let extra = "";
+    let (_broker, port) = start_broker(&mosquitto, extra);
     let getconf = Command::new("getconf").arg("CLK_TCK").output().ok();
     let clk_tck = getconf.and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok());
     let tck_note = clk_tck.map_or("unknown, assuming 100".to_owned(), |t: u32| t.to_string());
@@ -451,6 +552,18 @@ fn main() {
     let mut rt = tokio::runtime::Builder::new_multi_thread();
     let rt = rt.worker_threads(2).enable_all().build().expect("runtime");
     let mode = std::env::var("BENCH_MODE").unwrap_or_default();
+    #[cfg(feature = "tls")]
+    if let Some((_, tls_port, ca_file)) = tls {
+        let secure = Target {
+            address: format!("mqtts://127.0.0.1:{tls_port}"),
+            ca_file: Some(ca_file),
+        };
+        return tls_vs_plain(&rt, port, &secure, tck);
+    }
+    if mode == "tls" {
+        println!("BENCH_MODE=tls needs --features tls");
+        return;
+    }
     if mode != "latency" {
         throughput(&rt, port, tck);
     }

@@ -182,8 +182,8 @@ pub(crate) fn handshake_failure(error: &io::Error, host: &str) -> String {
             | AlertDescription::UnknownCA
             | AlertDescription::CertificateUnknown),
         ) => format!(
-            "the broker refused the TLS handshake ({alert:?}): it may require a client \
-             certificate it trusts (MPS_MQTT_CLIENT_CERT_FILE and MPS_MQTT_CLIENT_KEY_FILE)"
+            "the broker refused the TLS handshake ({alert:?}): it requires a client \
+             certificate it trusts (set MPS_MQTT_CLIENT_CERT_FILE and MPS_MQTT_CLIENT_KEY_FILE)"
         ),
         rustls::Error::InvalidMessage(_) | rustls::Error::InappropriateMessage { .. } => {
             "the broker did not answer in TLS: is this a plain MQTT port? then use mqtt://"
@@ -191,6 +191,12 @@ pub(crate) fn handshake_failure(error: &io::Error, host: &str) -> String {
         }
         other => format!("TLS handshake failed: {other}"),
     }
+}
+
+/// The meaning of a TLS alert the broker sent after the handshake, if `error` is one.
+pub(crate) fn alert_reason(error: &io::Error) -> Option<String> {
+    let tls = error.get_ref()?.downcast_ref::<rustls::Error>()?;
+    matches!(tls, rustls::Error::AlertReceived(_)).then(|| handshake_failure(error, ""))
 }
 
 /// Accepts any server certificate: `MPS_MQTT_TLS_INSECURE=1`, for test brokers only.

@@ -456,7 +456,6 @@ async fn client_keys_in_sec1_and_pkcs1_and_a_certificate_chain_are_accepted() {
 }
 
 #[test]
-#[ignore = "library: last_error says \"received fatal alert: CertificateRequired\", not \"client certificate\""]
 fn a_missing_client_certificate_is_refused_when_the_broker_requires_one() {
     const REASONS: &[&str] = &["client certificate"];
     refused_and_warned_once(REASONS, || async {
@@ -660,7 +659,6 @@ async fn acl_denied_events_over_tls_are_acknowledged_but_never_arrive() {
 // The wrong port
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "library: last_error says \"connection lost: Connection reset by peer\", no hint at TLS"]
 async fn plain_text_to_a_tls_port_fails_with_a_clear_last_error() {
     let pki = Pki::new();
     let Some(broker) = TlsBroker::start(&pki.tls_listener(&pki.server), "") else {

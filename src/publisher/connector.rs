@@ -40,7 +40,6 @@ pub(crate) enum ConnectError {
 /// Opens connections to the broker.
 #[derive(Debug, Clone)]
 pub(crate) struct Connector {
-    #[cfg_attr(not(feature = "websocket"), allow(dead_code))]
     scheme: Scheme,
     host: String,
     port: u16,
@@ -62,6 +61,11 @@ impl Connector {
             #[cfg(feature = "tls")]
             tls: config.tls.clone(),
         }
+    }
+
+    /// Whether the connection is encrypted.
+    pub(crate) fn is_tls(&self) -> bool {
+        self.scheme.is_tls()
     }
 
     /// One connection; resolves the host name each time, so a broker that moved is found,

@@ -76,6 +76,29 @@ impl SessionError {
     }
 }
 
+/// An I/O error of the connection, with the meaning of a TLS alert the broker sent (after
+/// the handshake, TLS 1.3 reports a refused client certificate this way).
+fn io_error(error: io::Error) -> SessionError {
+    #[cfg(feature = "tls")]
+    if let Some(reason) = crate::tls::alert_reason(&error) {
+        return SessionError::Connect(ConnectError::Handshake(reason));
+    }
+    SessionError::Io(error)
+}
+
+/// An I/O error before CONNACK: on a plain connection, a reset or a close most often means
+/// the port speaks TLS.
+fn io_error_before_connack(error: io::Error, plain: bool) -> SessionError {
+    let closed = matches!(
+        error.kind(),
+        io::ErrorKind::ConnectionReset | io::ErrorKind::BrokenPipe | io::ErrorKind::UnexpectedEof
+    );
+    if plain && closed {
+        return SessionError::ClosedBeforeConnAck;
+    }
+    io_error(error)
+}
+
 /// What each CONNACK refusal means, and what to do about it.
 fn refusal(code: ConnectReturnCode) -> &'static str {
     match code {
@@ -92,7 +115,8 @@ fn refusal(code: ConnectReturnCode) -> &'static str {
              MPS_MQTT_USERNAME and MPS_MQTT_PASSWORD or MPS_MQTT_PASSWORD_FILE)"
         }
         ConnectReturnCode::NotAuthorized => {
-            "not authorised (the broker does not allow this client to connect)"
+            "not authorised (the broker does not let this client connect: check the user name \
+             and password, which Mosquitto refuses with this code, and the broker's rules)"
         }
     }
 }
@@ -156,8 +180,10 @@ impl Session {
         Packet::Connect(connect.clone())
             .write(&mut out, usize::MAX)
             .map_err(|e| SessionError::Encode("CONNECT", e.to_string()))?;
-        stream.write_all(&out).await.map_err(SessionError::Io)?;
-        stream.flush().await.map_err(SessionError::Io)?;
+        let plain = !connector.is_tls();
+        let failed = |e| io_error_before_connack(e, plain);
+        stream.write_all(&out).await.map_err(failed)?;
+        stream.flush().await.map_err(failed)?;
         let mut read = BytesMut::with_capacity(READ_CHUNK);
         let ack = loop {
             match Packet::read(&mut read, MAX_INCOMING) {
@@ -166,9 +192,11 @@ impl Session {
                 Err(rumqttc::Error::InsufficientBytes(_)) => {}
                 Err(e) => return Err(SessionError::Malformed(e.to_string())),
             }
-            if stream.read_buf(&mut read).await.map_err(SessionError::Io)? == 0 {
-                return Err(if read.is_empty() {
+            if stream.read_buf(&mut read).await.map_err(failed)? == 0 {
+                return Err(if read.is_empty() && plain {
                     SessionError::ClosedBeforeConnAck
+                } else if read.is_empty() {
+                    SessionError::Closed
                 } else {
                     SessionError::ClosedMidPacket
                 });
@@ -254,14 +282,14 @@ impl Session {
                     self.unflushed = true;
                     progress = true;
                 }
-                Poll::Ready(Err(e)) => return Poll::Ready(Err(SessionError::Io(e))),
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(io_error(e))),
                 Poll::Pending => break,
             }
         }
         if self.unflushed && self.write.is_empty() {
             match Pin::new(&mut self.stream).poll_flush(cx) {
                 Poll::Ready(Ok(())) => self.unflushed = false,
-                Poll::Ready(Err(e)) => return Poll::Ready(Err(SessionError::Io(e))),
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(io_error(e))),
                 Poll::Pending => {}
             }
         }
@@ -282,7 +310,7 @@ impl Session {
                         return Poll::Ready(Err(e));
                     }
                 }
-                Poll::Ready(Err(e)) => return Poll::Ready(Err(SessionError::Io(e))),
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(io_error(e))),
                 Poll::Pending => break,
             }
         }

@@ -24,6 +24,7 @@ mod ports;
 pub mod scripted;
 mod subscriber;
 pub mod tls;
+pub mod ws_ingress;
 
 use std::fs;
 use std::future::Future;
