@@ -56,7 +56,7 @@ fn from_env_panics_naming_the_variable_without_the_password() {
     assert!(
         stderr.contains(
             "invalid MPS_MQTT_ADDRESS \"htp://mps:***@mosquitto:8883\": unsupported scheme \"htp\"; \
-             expected mqtt://host[:port] or tcp://host[:port]"
+             expected mqtt://host[:port], mqtts://host[:port] or tcp://host[:port]"
         ),
         "{stderr}"
     );
@@ -74,8 +74,13 @@ fn try_from_env_reports_each_bad_variable() {
     let cases = [
         (
             "MPS_MQTT_ADDRESS",
-            "mqtts://mosquitto:8883",
-            "is not supported yet",
+            "ftp://mosquitto:8883",
+            "invalid MPS_MQTT_ADDRESS \"ftp://mosquitto:8883\": unsupported scheme \"ftp\"",
+        ),
+        (
+            "MPS_MQTT_TLS_INSECURE",
+            "perhaps",
+            "invalid MPS_MQTT_TLS_INSECURE \"perhaps\"",
         ),
         (
             "MPS_MQTT_TOPIC",
