@@ -61,7 +61,7 @@
 //!
 //! | feature | adds | pulls in |
 //! | --- | --- | --- |
-//! | `tls` | `mqtts://` (and `wss://` with `websocket`): custom CA, mutual TLS, ALPN | tokio-rustls with ring, rustls-native-certs, rustls-pki-types |
+//! | `tls` | `mqtts://` (and `wss://` with `websocket`): custom CA, mutual TLS, ALPN | tokio-rustls with ring, rustls-native-certs, rustls-pki-types, x509-parser |
 //! | `websocket` | `ws://` (and `wss://` with `tls`) | tokio-tungstenite (handshake only), futures-util |
 //!
 //! None is on by default; an address whose scheme needs a feature that is not built is

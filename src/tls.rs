@@ -116,6 +116,7 @@ pub(crate) fn client_config(settings: &TlsSettings) -> Result<Arc<ClientConfig>,
         None => builder.with_no_client_auth(),
         Some((cert_file, key_file)) => {
             let chain = certificates(cert_file, "certificate")?;
+            check_validity(cert_file, &chain[0])?;
             let key = PrivateKeyDer::from_pem_file(&key_file.path)
                 .map_err(|e| file_error(key_file, pem_reason(&e, "private key")))?;
             builder.with_client_auth_cert(chain, key).map_err(|e| {
@@ -132,6 +133,30 @@ pub(crate) fn client_config(settings: &TlsSettings) -> Result<Arc<ClientConfig>,
     };
     config.alpn_protocols.clone_from(&settings.alpn);
     Ok(Arc::new(config))
+}
+
+/// A client certificate outside its validity period would be refused by every broker: say so
+/// before connecting, with the dates.
+fn check_validity(file: &NamedPath, cert: &CertificateDer<'_>) -> Result<(), TlsFileError> {
+    let (_, parsed) = x509_parser::parse_x509_certificate(cert.as_ref())
+        .map_err(|e| file_error(file, format!("not a readable X.509 certificate: {e}")))?;
+    let validity = parsed.validity();
+    let now = x509_parser::time::ASN1Time::now();
+    if now < validity.not_before {
+        let from = validity.not_before;
+        return Err(file_error(
+            file,
+            format!("the certificate is not valid before {from}"),
+        ));
+    }
+    if now > validity.not_after {
+        let until = validity.not_after;
+        return Err(file_error(
+            file,
+            format!("the certificate expired on {until}"),
+        ));
+    }
+    Ok(())
 }
 
 /// The server name to verify: the host of the address, without IPv6 brackets.

@@ -802,6 +802,38 @@ fn a_client_key_that_does_not_match_the_certificate_is_a_config_error() {
 }
 
 #[test]
+fn an_expired_or_not_yet_valid_client_certificate_is_a_config_error() {
+    let pki = Pki::new();
+    for (client, words) in [
+        (
+            pki.client_valid_between("expired-client", 2000, 2001),
+            "expired on",
+        ),
+        (
+            pki.client_valid_between("future-client", 2090, 2099),
+            "not valid before",
+        ),
+    ] {
+        let error = builder(ADDRESS, "t")
+            .ca_file(&pki.ca_file)
+            .client_cert_file(&client.cert)
+            .client_key_file(&client.key)
+            .build()
+            .expect_err("a client certificate out of its validity is a configuration error")
+            .to_string();
+        assert!(error.contains(words), "{error}");
+        assert!(
+            error.contains("client_cert_file"),
+            "names the setter: {error}"
+        );
+        assert!(
+            error.contains(&client.cert.display().to_string()),
+            "names the path: {error}"
+        );
+    }
+}
+
+#[test]
 fn a_client_certificate_without_its_key_and_a_key_without_its_certificate_are_config_errors() {
     let pki = Pki::new();
     for builder in [

@@ -102,6 +102,15 @@ impl Pki {
         }
     }
 
+    /// A client certificate signed by the CA whose validity starts in `from_year` and ends
+    /// in `to_year` (e.g. expired, or not valid yet).
+    pub fn client_valid_between(&self, name: &str, from_year: i32, to_year: i32) -> CertFiles {
+        let mut params = client_params(CLIENT_CN);
+        params.not_before = date_time_ymd(from_year, 1, 1);
+        params.not_after = date_time_ymd(to_year, 1, 1);
+        self.ca.issue(self.dir.path(), name, &params)
+    }
+
     /// The directory holding the files, for more files of the test (password, ACL).
     pub fn dir(&self) -> &Path {
         self.dir.path()
