@@ -11,28 +11,22 @@
 mod support;
 
 use std::collections::{HashMap, HashSet};
-use std::convert::Infallible;
-use std::future::Future;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use http::{Request, Response};
 use mps_mqtt_events::{Builder, MqttEventLayer, PublisherHandle, PublisherState, Qos, Stats};
 use rumqttc::{ConnectReturnCode, Packet, QoS};
 use serde_json::Value;
-use tower::{Layer, ServiceExt, service_fn};
 
+use support::logs::with_captured_logs;
 use support::scripted::{
     AckOrder, Acks, Published, Record, Script, ScriptedBroker, encode, garbage, oversized_header,
 };
-use support::{max_attempts, wait_until, within};
+use support::{GUID_PREFIX, max_attempts, wait_until};
 
 /// Reconnect delays: short so that tests finish quickly, exponential so that storms show.
 const BACKOFF_MIN: Duration = Duration::from_millis(50);
 const BACKOFF_MAX: Duration = Duration::from_millis(500);
 const TOPIC: &str = "mps/events/scripted";
-/// GUIDs of the requests are this prefix plus the request's index in 12 digits.
-const GUID_PREFIX: &str = "00000000-0000-4000-8000-";
 /// How long one request may take, broker or not: the proof that nothing waits on it.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
 /// Generous bound for anything the publisher or the broker should do soon (connect,
@@ -50,21 +44,9 @@ fn builder(broker: &ScriptedBroker) -> Builder {
         .reconnect_backoff(BACKOFF_MIN, BACKOFF_MAX)
 }
 
-/// Sends requests `indices` through the layer, one after the other; each must succeed at once.
+/// Sends power actions `indices` through the layer; each must succeed at once.
 async fn calls(layer: &MqttEventLayer, indices: std::ops::Range<usize>) {
-    for index in indices {
-        let inner = service_fn(|_: Request<()>| async { Ok::<_, Infallible>(Response::new(())) });
-        let path = format!("/api/v1/amt/power/action/{GUID_PREFIX}{index:012}");
-        let request = Request::post(path).body(()).expect("valid request");
-        let response = within(
-            REQUEST_TIMEOUT,
-            "request",
-            layer.layer(inner).oneshot(request),
-        )
-        .await
-        .expect("infallible");
-        assert_eq!(response.status(), 200, "request {index}");
-    }
+    support::power_actions(layer, indices, REQUEST_TIMEOUT).await;
 }
 
 /// Which request an event belongs to (from its GUID).
@@ -320,41 +302,6 @@ async fn no_packet_id_is_reused_while_its_publish_is_unacknowledged() {
 // ---------------------------------------------------------------------------------------------
 // CONNACK refusals
 
-/// Runs `test` on a current-thread runtime with every log line (DEBUG and up, no colours)
-/// captured, and returns what was logged.
-fn with_captured_logs<F: Future<Output = ()>>(test: impl FnOnce() -> F) -> String {
-    #[derive(Clone)]
-    struct Captured(Arc<Mutex<Vec<u8>>>);
-    impl std::io::Write for Captured {
-        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-            self.0
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .extend_from_slice(bytes);
-            Ok(bytes.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-    let captured = Captured(Arc::new(Mutex::new(Vec::new())));
-    let writer = captured.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_writer(move || writer.clone())
-        .with_ansi(false)
-        .with_max_level(tracing::Level::DEBUG)
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
-    runtime.block_on(test());
-    drop(runtime);
-    let bytes = captured.0.lock().unwrap_or_else(|e| e.into_inner()).clone();
-    String::from_utf8_lossy(&bytes).into_owned()
-}
-
 /// The broker refuses the first [`REFUSALS`] connections with `code`, then accepts: requests
 /// succeed at once, the publisher retries with backoff, nothing fails, every event arrives
 /// on the first accepted connection, and the refusal is logged once at WARN with its
@@ -362,7 +309,7 @@ fn with_captured_logs<F: Future<Output = ()>>(test: impl FnOnce() -> F) -> Strin
 fn refusal_is_retried_with_backoff_and_logged_once(code: ConnectReturnCode, meaning: &str) {
     const REFUSALS: usize = 4;
     const N: usize = 5;
-    let logs = with_captured_logs(|| async {
+    let logs = with_captured_logs(tracing::Level::DEBUG, || async {
         let broker = ScriptedBroker::start(Script::ACCEPT).await;
         for _ in 0..REFUSALS {
             broker.queue(Script::Refuse(code));

@@ -19,22 +19,19 @@
 mod support;
 
 use std::collections::BTreeSet;
-use std::convert::Infallible;
 use std::future::Future;
 use std::path::Path;
 use std::process::{Command, Output};
 use std::time::Duration;
 
-use http::{Request, Response};
 use mps_mqtt_events::{Builder, MqttEventLayer, PublisherHandle, Stats};
-use tower::{Layer, ServiceExt, service_fn};
 use tracing::Level;
 
 use support::logs::with_captured_logs;
 use support::tls::{
     CLIENT_CN, CertFiles, Pki, acl_conf, acl_file, auth_conf, password_file, plain_listener,
 };
-use support::{Broker, Received, Subscriber, free_port, unique_topic, wait_until, within};
+use support::{Broker, GUID_PREFIX, Received, Subscriber, free_port, unique_topic, wait_until};
 
 /// Reconnect delays: short so that tests finish quickly, exponential so that a refusal is not
 /// retried in a storm.
@@ -49,8 +46,6 @@ const WAIT: Duration = Duration::from_secs(10);
 const QUIET: Duration = Duration::from_millis(300);
 /// Connection attempts a refusal test waits for, so that "logged once" means something.
 const REFUSALS: u64 = 3;
-/// GUIDs of the requests are this prefix plus the request's index in 12 digits.
-const GUID_PREFIX: &str = "00000000-0000-4000-8000-";
 
 /// The publisher's login on brokers with a password file, and the subscriber's.
 const USER: &str = "mps";
@@ -120,21 +115,9 @@ fn with_client(pki: &Pki, client: &CertFiles, address: &str, topic: &str) -> Bui
         .client_key_file(&client.key)
 }
 
-/// Sends requests `indices` straight to the layered service; each must succeed at once.
+/// Sends power actions `indices` through the layer; each must succeed at once.
 async fn calls(layer: &MqttEventLayer, indices: std::ops::Range<usize>) {
-    for index in indices {
-        let inner = service_fn(|_: Request<()>| async { Ok::<_, Infallible>(Response::new(())) });
-        let path = format!("/api/v1/amt/power/action/{GUID_PREFIX}{index:012}");
-        let request = Request::post(path).body(()).expect("valid request");
-        let response = within(
-            REQUEST_TIMEOUT,
-            "request through the layer",
-            layer.layer(inner).oneshot(request),
-        )
-        .await
-        .expect("infallible");
-        assert_eq!(response.status(), 200, "request {index}");
-    }
+    support::power_actions(layer, indices, REQUEST_TIMEOUT).await;
 }
 
 /// Which requests `events` belong to (from their GUIDs).

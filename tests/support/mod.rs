@@ -147,3 +147,32 @@ pub async fn within<T>(timeout: Duration, what: &str, future: impl Future<Output
         .await
         .unwrap_or_else(|_| panic!("{what}: not done within {timeout:?}"))
 }
+
+/// GUIDs of [`power_actions`]: this prefix and the request's index in 12 digits, so every
+/// event says which request it belongs to.
+pub const GUID_PREFIX: &str = "00000000-0000-4000-8000-";
+
+/// Sends MPS power actions `indices` (GUID [`GUID_PREFIX`] + index) straight through the
+/// layer, one after the other; each must answer 200 within `timeout`, broker or not.
+pub async fn power_actions(
+    layer: &mps_mqtt_events::MqttEventLayer,
+    indices: std::ops::Range<usize>,
+    timeout: Duration,
+) {
+    use tower::{Layer, ServiceExt};
+    for index in indices {
+        let inner = tower::service_fn(|_: ::http::Request<()>| async {
+            Ok::<_, std::convert::Infallible>(::http::Response::new(()))
+        });
+        let path = format!("/api/v1/amt/power/action/{GUID_PREFIX}{index:012}");
+        let request = ::http::Request::post(path).body(()).expect("valid request");
+        let response = within(
+            timeout,
+            "request through the layer",
+            layer.layer(inner).oneshot(request),
+        )
+        .await
+        .expect("infallible");
+        assert_eq!(response.status(), 200, "request {index}");
+    }
+}
