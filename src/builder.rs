@@ -3,13 +3,13 @@
 use std::fmt;
 use std::time::Duration;
 
-use crate::config::Secret;
 use crate::config::{
     Config, DEFAULT_CONNECT_TIMEOUT, DEFAULT_KEEP_ALIVE, DEFAULT_QUEUE_CAPACITY,
     DEFAULT_RECONNECT_MAX, DEFAULT_RECONNECT_MIN, DEFAULT_TOPIC, ENV_ADDRESS, ENV_CLIENT_ID,
     ENV_QOS, ENV_QUEUE_CAPACITY, ENV_TOPIC, Qos, check_capacity, default_client_id, parse_address,
     parse_capacity, parse_qos, redact, validate_client_id, validate_topic,
 };
+use crate::config::{ENV_PROFILE, Profile, Secret, parse_profile};
 use crate::error::ConfigError;
 use crate::layer::MqttEventLayer;
 use crate::publisher::PublisherTask;
@@ -52,6 +52,8 @@ pub struct Builder {
     keep_alive: Option<Duration>,
     connect_timeout: Option<Duration>,
     secure: SecureSettings,
+    profile: Profile,
+    mps_id_and_http: bool,
 }
 
 impl fmt::Debug for Builder {
@@ -69,6 +71,8 @@ impl fmt::Debug for Builder {
             .field("keep_alive", &self.keep_alive)
             .field("connect_timeout", &self.connect_timeout)
             .field("secure", &self.secure)
+            .field("profile", &self.profile)
+            .field("mps_id_and_http", &self.mps_id_and_http)
             .finish()
     }
 }
@@ -109,6 +113,9 @@ impl Builder {
                 name: ENV_TOPIC,
                 value,
             });
+        }
+        if let Some(value) = lookup(ENV_PROFILE)? {
+            builder.profile = parse_profile(ENV_PROFILE, &value)?;
         }
         if let Some(value) = lookup(ENV_QOS)? {
             builder.qos = parse_qos(ENV_QOS, &value)?;
@@ -210,6 +217,20 @@ impl Builder {
     /// Defaults to 5 s.
     pub fn connect_timeout(mut self, timeout: Duration) -> Self {
         self.connect_timeout = Some(timeout);
+        self
+    }
+
+    /// Which events a request publishes: [`Profile::All`] (the default) or [`Profile::Mps`],
+    /// exactly MPS's own stream. Overrides `MPS_MQTT_PROFILE` (`all` or `mps`).
+    pub fn profile(mut self, profile: Profile) -> Self {
+        self.profile = profile;
+        self
+    }
+
+    /// Whether the events of [`Profile::Mps`] also carry `id` and `http` (defaults to
+    /// `false`: MPS's five fields only). The `all` profile always carries them.
+    pub fn mps_id_and_http(mut self, on: bool) -> Self {
+        self.mps_id_and_http = on;
         self
     }
 
@@ -387,6 +408,8 @@ impl Builder {
             keep_alive,
             connect_timeout,
             credentials,
+            profile: self.profile,
+            mps_id_and_http: self.mps_id_and_http,
             tls,
         }))
     }

@@ -16,6 +16,8 @@ pub(crate) const ENV_TOPIC: &str = "MPS_MQTT_TOPIC";
 pub(crate) const ENV_QOS: &str = "MPS_MQTT_QOS";
 /// MQTT client id.
 pub(crate) const ENV_CLIENT_ID: &str = "MPS_MQTT_CLIENT_ID";
+/// Which events a request publishes: `all` or `mps`.
+pub(crate) const ENV_PROFILE: &str = "MPS_MQTT_PROFILE";
 /// Number of events the queue holds before it drops new ones.
 pub(crate) const ENV_QUEUE_CAPACITY: &str = "MPS_MQTT_QUEUE_CAPACITY";
 
@@ -110,6 +112,34 @@ fn missing_feature(scheme: Scheme) -> Option<&'static str> {
     }
 }
 
+/// Which events a request publishes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[non_exhaustive]
+pub enum Profile {
+    /// One event for every request/response pair (the default): MPS's texts where MPS has
+    /// them, the handler's name where MPS publishes nothing, `unknown` outside MPS's routes,
+    /// plus `id` and `http`.
+    #[default]
+    All,
+    /// Exactly the stream MPS 2.13.22 publishes for the same requests: its `request` events
+    /// before the outcome, nothing where MPS publishes nothing (device CRUD, authorize,
+    /// health, version, validation errors, paths outside its routes), and MPS's five fields
+    /// only (see [`Builder::mps_id_and_http`](crate::Builder::mps_id_and_http)). The README's
+    /// "Compatibility with MPS" lists the deliberate differences.
+    Mps,
+}
+
+pub(crate) fn parse_profile(name: &'static str, raw: &str) -> Result<Profile, ConfigError> {
+    match raw.trim().to_ascii_lowercase().as_str() {
+        "" | "all" => Ok(Profile::All),
+        "mps" => Ok(Profile::Mps),
+        _ => Err(ConfigError::InvalidProfile {
+            name,
+            value: raw.to_owned(),
+        }),
+    }
+}
+
 /// Where the broker is, as parsed from `MPS_MQTT_ADDRESS`.
 #[derive(Clone, PartialEq, Eq)]
 pub(crate) struct BrokerAddress {
@@ -200,6 +230,9 @@ pub(crate) struct Config {
     pub(crate) keep_alive: Duration,
     pub(crate) connect_timeout: Duration,
     pub(crate) credentials: Option<Credentials>,
+    pub(crate) profile: Profile,
+    /// `id` and `http` in the events of the `mps` profile too.
+    pub(crate) mps_id_and_http: bool,
     /// Present exactly when the scheme is `mqtts` or `wss`.
     pub(crate) tls: Option<TlsSettings>,
 }

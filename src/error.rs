@@ -138,6 +138,16 @@ pub enum ConfigError {
     /// could ever complete.
     #[error("invalid connect_timeout 0s: expected a positive duration, e.g. 5s")]
     InvalidConnectTimeout,
+    /// The profile is not one this crate knows.
+    #[error(
+        "invalid {name} {value:?}: expected all (one event per request) or mps (MPS's own events)"
+    )]
+    InvalidProfile {
+        /// The environment variable.
+        name: &'static str,
+        /// The value as given.
+        value: String,
+    },
     /// A yes/no variable holds something else.
     #[error("invalid {name} {value:?}: expected 1 or 0 (or true/false, yes/no, on/off)")]
     InvalidFlag {

@@ -3,6 +3,7 @@
 use serde::{Deserialize, Serialize};
 use std::borrow::Cow;
 
+use crate::mps;
 use crate::record::{Outcome, Record};
 use crate::routes::{self, Guid, INTERNAL_ERROR, Route};
 
@@ -102,8 +103,10 @@ pub(crate) struct EventView<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     guid: Option<&'a str>,
     timestamp: u64,
-    id: EventId,
-    http: HttpView,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    id: Option<EventId>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    http: Option<HttpView>,
 }
 
 /// The `http` object of an [`EventView`].
@@ -116,7 +119,8 @@ struct HttpView {
 }
 
 impl<'a> EventView<'a> {
-    /// The event of the request `record` describes, stamped with `timestamp` and `id`.
+    /// The event of the request `record` describes in the `all` profile, stamped with
+    /// `timestamp` and `id`.
     pub(crate) fn new(record: &'a Record, timestamp: u64, id: EventId) -> Self {
         let route = record.route.map(|id| &routes::ROUTES[usize::from(id)]);
         let (kind, message, operation) = describe(route, record.outcome);
@@ -124,6 +128,41 @@ impl<'a> EventView<'a> {
             Some(r) if r.has_guid() => record.guid.as_ref().and_then(Guid::as_str),
             _ => None,
         };
+        Self::with(
+            record,
+            (kind, message, operation),
+            guid,
+            timestamp,
+            Some(id),
+        )
+    }
+
+    /// The event of `record` in the `mps` profile (see [`mps::describe`]): MPS's five fields,
+    /// and `id` and `http` only when `id` is given.
+    pub(crate) fn mps(record: &'a Record, timestamp: u64, id: Option<EventId>) -> Option<Self> {
+        let route = &routes::ROUTES[usize::from(record.route?)];
+        let said = mps::describe(route, record.outcome);
+        let kind = match said.kind {
+            mps::Kind::Request => EventType::Request,
+            mps::Kind::Success => EventType::Success,
+            mps::Kind::Fail => EventType::Fail,
+        };
+        let guid = match said.guid && route.has_guid() {
+            true => record.guid.as_ref().and_then(Guid::as_str),
+            false => None,
+        };
+        let described = (kind, said.message, said.operation);
+        Some(Self::with(record, described, guid, timestamp, id))
+    }
+
+    fn with(
+        record: &'a Record,
+        (kind, message, operation): (EventType, &'static str, &'static str),
+        guid: Option<&'a str>,
+        timestamp: u64,
+        id: Option<EventId>,
+    ) -> Self {
+        let route = record.route.map(|id| &routes::ROUTES[usize::from(id)]);
         let status = match record.outcome {
             Outcome::Status(status) => Some(status),
             _ => None,
@@ -136,12 +175,12 @@ impl<'a> EventView<'a> {
             guid,
             timestamp,
             id,
-            http: HttpView {
+            http: id.map(|_| HttpView {
                 method: record.method(),
                 path: route.map(|r| r.template),
                 status,
                 latency_ms: micros as f64 / 1000.0,
-            },
+            }),
         }
     }
 }
@@ -165,11 +204,11 @@ impl Event {
             guid: view.guid.map(str::to_owned),
             timestamp,
             id: Some(id),
-            http: Some(HttpInfo {
-                method: Cow::Borrowed(view.http.method),
-                path: view.http.path.map(Cow::Borrowed),
-                status: view.http.status,
-                latency_ms: view.http.latency_ms,
+            http: view.http.map(|http| HttpInfo {
+                method: Cow::Borrowed(http.method),
+                path: http.path.map(Cow::Borrowed),
+                status: http.status,
+                latency_ms: http.latency_ms,
             }),
         }
     }
@@ -184,9 +223,6 @@ pub(crate) const CANCELLED: &str = "Request cancelled before a response was sent
 /// `methods` value of the events of requests to paths outside the route table.
 pub(crate) const UNKNOWN_OPERATION: &str = "unknown";
 
-const CIRA_OPERATION: &str = "CIRA_Connection";
-const DEVICE_NOT_FOUND: &str = "Device Not Found";
-
 /// What the event of a request says: its type, `message` and `methods` value.
 pub(crate) fn describe(
     route: Option<&Route>,
@@ -197,7 +233,9 @@ pub(crate) fn describe(
             Outcome::Status(status) if status < 400 => (EventType::Success, GENERIC_SUCCESS),
             Outcome::Status(_) => (EventType::Fail, GENERIC_FAIL),
             Outcome::Cancelled => (EventType::Fail, CANCELLED),
-            Outcome::ServiceError | Outcome::Panicked => (EventType::Fail, INTERNAL_ERROR),
+            Outcome::ServiceError | Outcome::Panicked | Outcome::Started => {
+                (EventType::Fail, INTERNAL_ERROR)
+            }
         };
         return (kind, message, UNKNOWN_OPERATION);
     };
@@ -208,13 +246,16 @@ pub(crate) fn describe(
             route.success.unwrap_or(GENERIC_SUCCESS),
             op,
         ),
-        Outcome::Status(404) if route.cira => (EventType::Fail, DEVICE_NOT_FOUND, CIRA_OPERATION),
+        Outcome::Status(404) if route.cira => {
+            (EventType::Fail, mps::DEVICE_NOT_FOUND, mps::CIRA_OPERATION)
+        }
         Outcome::Status(status) if status >= 500 => {
             (EventType::Fail, route.error.unwrap_or(GENERIC_FAIL), op)
         }
         Outcome::Status(_) => (EventType::Fail, route.soft_fail.unwrap_or(GENERIC_FAIL), op),
         Outcome::Cancelled => (EventType::Fail, CANCELLED, op),
-        Outcome::ServiceError | Outcome::Panicked => {
+        // `Started` belongs to the `mps` profile; never recorded in this one.
+        Outcome::ServiceError | Outcome::Panicked | Outcome::Started => {
             (EventType::Fail, route.error.unwrap_or(INTERNAL_ERROR), op)
         }
     }

@@ -11,8 +11,9 @@ use pin_project_lite::pin_project;
 use tower_layer::Layer;
 use tower_service::Service;
 
-use crate::config::Config;
+use crate::config::{Config, Profile};
 use crate::handle::PublisherHandle;
+use crate::mps;
 use crate::publisher::{Link, PublisherTask};
 use crate::record::{MethodName, Outcome, Record};
 use crate::routes::{self, Guid, RouteId};
@@ -195,6 +196,34 @@ impl Capture {
     }
 }
 
+impl Capture {
+    /// The `mps` profile: MPS's `request` event (stamped with the start) and outcome event,
+    /// each only where MPS publishes it.
+    fn push_mps(&self, outcome: Outcome, finished: Instant) {
+        let route = self.route.0.map(|id| &routes::ROUTES[usize::from(id)]);
+        let plan = mps::plan(route, outcome);
+        if plan.request {
+            let started = Record::new(
+                self.route,
+                self.method,
+                Outcome::Started,
+                self.start,
+                self.start,
+            );
+            self.link.push(started);
+        }
+        if plan.outcome {
+            self.link.push(Record::new(
+                self.route,
+                self.method,
+                outcome,
+                self.start,
+                finished,
+            ));
+        }
+    }
+}
+
 impl Drop for Capture {
     fn drop(&mut self) {
         let outcome = if self.outcome == Outcome::Cancelled && std::thread::panicking() {
@@ -202,7 +231,13 @@ impl Drop for Capture {
         } else {
             self.outcome
         };
-        let record = Record::new(self.route, self.method, outcome, self.start, Instant::now());
-        self.link.push(record);
+        let finished = Instant::now();
+        match self.link.profile() {
+            Profile::All => {
+                let record = Record::new(self.route, self.method, outcome, self.start, finished);
+                self.link.push(record);
+            }
+            Profile::Mps => self.push_mps(outcome, finished),
+        }
     }
 }

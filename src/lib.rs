@@ -44,6 +44,7 @@
 //! | `MPS_MQTT_QOS` | `1` | `0` (at most once, as MPS) or `1` (at least once) |
 //! | `MPS_MQTT_CLIENT_ID` | `mps-<host>-<random>` | the MQTT client id, new per process |
 //! | `MPS_MQTT_QUEUE_CAPACITY` | `8192` ([`DEFAULT_QUEUE_CAPACITY`]) | events held while the broker is slow or away |
+//! | `MPS_MQTT_PROFILE` | `all` | `all`: one event per request; `mps`: exactly MPS's own events ([`Profile`]) |
 //! | `MPS_MQTT_USERNAME` | unset | the MQTT user name, instead of `user:password@` in the address |
 //! | `MPS_MQTT_PASSWORD` | unset | its password |
 //! | `MPS_MQTT_PASSWORD_FILE` | unset | a file holding the password; one trailing newline is trimmed |
@@ -76,6 +77,7 @@ mod error;
 mod event;
 mod handle;
 mod layer;
+mod mps;
 mod publisher;
 mod random;
 mod record;
@@ -85,7 +87,7 @@ mod secure;
 mod tls;
 
 pub use builder::Builder;
-pub use config::{DEFAULT_QUEUE_CAPACITY, MAX_QUEUE_CAPACITY, Qos};
+pub use config::{DEFAULT_QUEUE_CAPACITY, MAX_QUEUE_CAPACITY, Profile, Qos};
 pub use error::{ConfigError, FlushError};
 pub use event::{Event, EventType, HttpInfo};
 pub use handle::PublisherHandle;

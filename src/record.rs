@@ -19,6 +19,9 @@ pub(crate) enum Outcome {
     Cancelled,
     /// The inner service panicked.
     Panicked,
+    /// Not an outcome: the start of the request, for the `request` event of the `mps`
+    /// profile (published when the request ends, stamped with its start).
+    Started,
 }
 
 /// What the request path records: `Copy`, no heap, 56 bytes, so that with the queue's

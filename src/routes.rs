@@ -5,93 +5,11 @@ use std::sync::LazyLock;
 
 use http::Method;
 
-/// MPS's text for an exception in a handler; ours for an error from the inner service.
-pub(crate) const INTERNAL_ERROR: &str = "Internal Service Error";
-/// One REST route of MPS.
-#[derive(Debug)]
-pub(crate) struct Route {
-    pub(crate) method: Method,
-    /// The path with `:guid` for the device id, as MPS's docs write it.
-    pub(crate) template: &'static str,
-    /// The `methods` value: the AMT operation, or the handler name where MPS publishes none.
-    pub(crate) operation: &'static str,
-    /// Text of a success (HTTP < 400); falls back to [`GENERIC_SUCCESS`].
-    pub(crate) success: Option<&'static str>,
-    /// Text of a failure the handler reports itself (HTTP 4xx).
-    pub(crate) soft_fail: Option<&'static str>,
-    /// Text of an exception (HTTP 5xx).
-    pub(crate) error: Option<&'static str>,
-    /// Behind MPS's CIRA middleware: HTTP 404 means the device is not connected.
-    pub(crate) cira: bool,
-}
+mod route;
+mod table;
 
-impl Route {
-    /// Whether the path carries the device guid.
-    pub(crate) fn has_guid(&self) -> bool {
-        self.template.ends_with(":guid")
-    }
-}
-
-const fn route(
-    method: Method,
-    template: &'static str,
-    operation: &'static str,
-    success: Option<&'static str>,
-    soft_fail: Option<&'static str>,
-    error: Option<&'static str>,
-    cira: bool,
-) -> Route {
-    Route {
-        method,
-        template,
-        operation,
-        success,
-        soft_fail,
-        error,
-        cira,
-    }
-}
-
-const ISE: Option<&str> = Some(INTERNAL_ERROR);
-
-/// Every route of MPS 2.13.22. Where MPS publishes no event, `methods` is the handler's name.
-#[rustfmt::skip]
-pub(crate) static ROUTES: [Route; 33] = [
-    route(Method::POST, "/api/v1/authorize", "login", None, None, None, false),
-    route(Method::GET, "/api/v1/authorize/redirection/:guid", "authorizeDevice", None, None, None, false),
-    route(Method::GET, "/api/v1/devices", "getAllDevices", None, None, None, false),
-    route(Method::GET, "/api/v1/devices/stats", "getDeviceStats", None, None, None, false),
-    route(Method::GET, "/api/v1/devices/tags", "getDistinctTags", None, None, None, false),
-    route(Method::GET, "/api/v1/devices/:guid", "getDevice", None, None, None, false),
-    route(Method::GET, "/api/v1/devices/redirectstatus/:guid", "getRedirectStatus", None, None, None, true),
-    route(Method::POST, "/api/v1/devices", "insertDevice", None, None, None, false),
-    route(Method::PATCH, "/api/v1/devices", "updateDevice", None, None, None, false),
-    route(Method::DELETE, "/api/v1/devices/refresh/:guid", "refreshDevice", None, None, None, false),
-    route(Method::DELETE, "/api/v1/devices/:guid", "deleteDevice", None, None, None, false),
-    route(Method::DELETE, "/api/v1/devices/disconnect/:guid", "disconnectDevice", None, None, None, true),
-    route(Method::GET, "/api/v1/ciracert", "getCiraCert", None, None, None, false),
-    route(Method::GET, "/api/v1/amt/log/audit/:guid", "AMT_AuditLog", Some("Audit Log Requested"), None, ISE, true),
-    route(Method::GET, "/api/v1/amt/log/event/:guid", "AMT_EventLog", Some("Event Log received"), Some("Event Log request failed"), ISE, true),
-    route(Method::GET, "/api/v1/amt/generalSettings/:guid", "AMT_GeneralSettings", Some("General Settings received"), Some("AMT General Settings request failed"), ISE, true),
-    route(Method::GET, "/api/v1/amt/hardwareInfo/:guid", "AMT_HardwareInfo", Some("Hardware Information received"), Some("AMT Hardware Information request failed"), ISE, true),
-    route(Method::POST, "/api/v1/amt/power/action/:guid", "AMT_PowerAction", Some("Power Action requested"), None, ISE, true),
-    route(Method::POST, "/api/v1/amt/power/bootOptions/:guid", "AMT_BootSettingData", None, None, ISE, true),
-    route(Method::GET, "/api/v1/amt/power/capabilities/:guid", "AMT_BootCapabilities", Some("Power Capabilities received"), None, ISE, true),
-    route(Method::GET, "/api/v1/amt/power/state/:guid", "AMT_PowerState", Some("Power State requested"), Some("Power State request failed"), ISE, true),
-    route(Method::GET, "/api/v1/amt/features/:guid", "AMT_GetFeatures", Some("AMT Features retrieved"), None, ISE, true),
-    route(Method::POST, "/api/v1/amt/features/:guid", "AMT_SetFeatures", Some("AMT Features updated"), None, ISE, true),
-    // MPS's only event on this route reuses the power-state text; kept for its subscribers.
-    route(Method::GET, "/api/v1/amt/version/:guid", "AMT_Version", Some("Power State requested"), None, None, true),
-    route(Method::DELETE, "/api/v1/amt/deactivate/:guid", "AMT_Unprovision", None, None, ISE, true),
-    route(Method::GET, "/api/v1/amt/userConsentCode/cancel/:guid", "Cancel_User_Consent_Code", Some("User Consent code cancelled"), Some("User Consent Cancel failed"), ISE, true),
-    route(Method::GET, "/api/v1/amt/userConsentCode/:guid", "Request_User_Consent_Code", Some("User Consent code requested"), Some("User Consent Request failed"), ISE, true),
-    route(Method::POST, "/api/v1/amt/userConsentCode/:guid", "Send_User_Consent_Code", Some("User Consent code sent"), Some("User Consent Sent failed"), ISE, true),
-    route(Method::GET, "/api/v1/amt/alarmOccurrences/:guid", "AMT_AlarmOccurrences", Some("Alarm occurrences received"), Some("Alarm occurrence get request failed"), ISE, true),
-    route(Method::POST, "/api/v1/amt/alarmOccurrences/:guid", "AMT_AddAlarm", Some("Alarm occurrences received"), Some("Alarm add request failed"), ISE, true),
-    route(Method::DELETE, "/api/v1/amt/alarmOccurrences/:guid", "AMT_AlarmOccurrences", Some("Alarm occurrence deleted"), Some("Alarm occurrence delete request failed"), ISE, true),
-    route(Method::GET, "/api/v1/health", "getHealthCheck", None, Some("Health Check Failed"), Some("Health Check Failed"), false),
-    route(Method::GET, "/api/v1/version", "getVersion", None, None, None, false),
-];
+pub(crate) use route::{INTERNAL_ERROR, Route};
+pub(crate) use table::ROUTES;
 
 /// Index into [`ROUTES`].
 pub(crate) type RouteId = u8;

@@ -11,7 +11,7 @@ use super::shared::Shared;
 use super::state::Phase;
 use super::task::PublisherTask;
 use super::worker;
-use crate::config::Config;
+use crate::config::{Config, Profile};
 use crate::record::Record;
 
 /// Messages a handle can have in flight to the task before `send` waits.
@@ -26,6 +26,7 @@ pub(crate) struct Link {
     task: Mutex<Option<PublisherTask>>,
     topic: String,
     broker: String,
+    profile: Profile,
 }
 
 impl Link {
@@ -34,6 +35,7 @@ impl Link {
         let (control, receiver) = mpsc::channel(CONTROL_CAPACITY);
         let topic = config.topic.clone();
         let broker = config.broker.to_string();
+        let profile = config.profile;
         let future = worker::run(Arc::clone(&shared), config, receiver);
         let task = PublisherTask::new(Arc::clone(&shared), future);
         Self {
@@ -42,7 +44,13 @@ impl Link {
             task: Mutex::new(Some(task)),
             topic,
             broker,
+            profile,
         }
+    }
+
+    /// Which events a request publishes.
+    pub(crate) fn profile(&self) -> Profile {
+        self.profile
     }
 
     pub(crate) fn shared(&self) -> &Shared {

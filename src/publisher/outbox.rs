@@ -10,7 +10,7 @@ use rumqttc::Publish;
 use super::session::Session;
 use super::shared::Shared;
 use super::tracker::{Ack, Entry, Tracker};
-use crate::config::Qos;
+use crate::config::{Config, Profile, Qos};
 use crate::event::{EventId, EventView};
 use crate::record::WallClock;
 
@@ -44,11 +44,15 @@ pub(crate) struct Outbox {
     instance: u64,
     /// JSON of the events; each payload is split off it, so encoding does not allocate.
     payload: BytesMut,
+    profile: Profile,
+    /// `id` and `http` in `mps` profile events too.
+    mps_id_and_http: bool,
     encode_failure_logged: bool,
 }
 
 impl Outbox {
-    pub(crate) fn new(shared: Arc<Shared>, topic: String, qos: Qos) -> Self {
+    pub(crate) fn new(shared: Arc<Shared>, config: &Config) -> Self {
+        let (topic, qos) = (config.topic.clone(), config.qos);
         Self {
             shared,
             publish: Publish::from_bytes(topic, qos.to_rumqttc(), bytes::Bytes::new()),
@@ -57,6 +61,8 @@ impl Outbox {
             taken: 0,
             instance: crate::random::u64(),
             payload: BytesMut::with_capacity(BATCH_BYTES),
+            profile: config.profile,
+            mps_id_and_http: config.mps_id_and_http,
             encode_failure_logged: false,
         }
     }
@@ -126,7 +132,12 @@ impl Outbox {
             instance: self.instance,
             seq: entry.seq,
         };
-        let event = EventView::new(&entry.record, entry.timestamp, id);
+        let (record, timestamp) = (&entry.record, entry.timestamp);
+        let event = match self.profile {
+            Profile::All => Some(EventView::new(record, timestamp, id)),
+            Profile::Mps => EventView::mps(record, timestamp, self.mps_id_and_http.then_some(id)),
+        };
+        let event = event.ok_or(())?;
         serde_json::to_writer((&mut self.payload).writer(), &event).map_err(|_| ())?;
         self.publish.payload = self.payload.split().freeze();
         self.publish.dup = entry.sent && self.qos == Qos::AtLeastOnce;

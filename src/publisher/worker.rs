@@ -131,6 +131,7 @@ async fn wait_for(shared: &Shared, wait: Wait) {
 impl Worker {
     fn new(shared: Arc<Shared>, config: Config, control: mpsc::Receiver<Control>) -> Self {
         let connector = Connector::new(&config);
+        let outbox = Outbox::new(Arc::clone(&shared), &config);
         let mut connect = Connect::new(config.client_id);
         connect.keep_alive = u16::try_from(config.keep_alive.as_secs()).unwrap_or(u16::MAX);
         connect.clean_session = true;
@@ -143,7 +144,7 @@ impl Worker {
             connector,
             connect,
             connect_timeout: config.connect_timeout,
-            outbox: Outbox::new(Arc::clone(&shared), config.topic, config.qos),
+            outbox,
             backoff: Backoff::new(config.reconnect),
             ever_connected: false,
             connected_at: Instant::now(),
