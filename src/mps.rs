@@ -9,6 +9,7 @@ use crate::routes::{INTERNAL_ERROR, Route};
 /// Where the `mps` profile deliberately differs from MPS 2.13.22, one line each: what MPS does
 /// that an HTTP status alone cannot tell, and what is left out. The README's "Differences
 /// from MPS" lists exactly these (a test checks it).
+#[cfg_attr(not(test), allow(dead_code))]
 pub(crate) const DIFFERENCES: [&str; 6] = [
     "A 4xx on a route with a soft-fail text publishes that fail; MPS stays silent when its validator rejected the request, which the status alone cannot tell.",
     "DELETE /api/v1/amt/alarmOccurrences/:guid answering 404 publishes Device Not Found (the CIRA check); MPS also answers 404 for an alarm the device does not have.",
