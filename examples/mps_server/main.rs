@@ -23,6 +23,7 @@
 //!
 //! ```not_rust
 //! mosquitto_sub -h 127.0.0.1 -t 'mps/events/#' -v
+//! cargo run --example mps_events   # the same, one aligned line per event
 //! MPS_MQTT_ADDRESS=mqtt://127.0.0.1:1883 cargo run --example mps_server
 //! ```
 //!

@@ -119,3 +119,106 @@ pub(crate) async fn amt_features(
         "remoteErase": false,
     })))
 }
+
+/// `{"userConsent": "kvm"|"all"|"none", "enableSOL": bool, "enableIDER": bool, "enableKVM":
+/// bool}` (`ocr` and `remoteErase` optional booleans); as in MPS the body is validated before
+/// the device is looked up, and the answer's `status` is the success event's text.
+pub(crate) async fn set_amt_features(
+    State(store): State<Store>,
+    Path(guid): Path<String>,
+    body: Bytes,
+) -> ApiResult<Json<Value>> {
+    let body: Value = parse_body(&body)?;
+    match body.get("userConsent").and_then(Value::as_str) {
+        Some("kvm" | "all" | "none") => {}
+        Some(other) => {
+            return Err(ApiError::bad_request(format!(
+                "userConsent {other:?} is not supported; expected kvm, all or none"
+            )));
+        }
+        None => return Err(ApiError::bad_request("userConsent is required")),
+    }
+    for (field, required) in [
+        ("enableSOL", true),
+        ("enableIDER", true),
+        ("enableKVM", true),
+        ("ocr", false),
+        ("remoteErase", false),
+    ] {
+        match body.get(field) {
+            Some(Value::Bool(_)) => {}
+            None if !required => {}
+            None => return Err(ApiError::bad_request(format!("{field} is required"))),
+            Some(value) => {
+                return Err(ApiError::bad_request(format!(
+                    "{field} must be a boolean, got {value}"
+                )));
+            }
+        }
+    }
+    connected_device(&store, &guid).await?;
+    Ok(Json(json!({ "status": "AMT Features updated" })))
+}
+
+pub(crate) async fn general_settings(
+    State(store): State<Store>,
+    Path(guid): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let device = connected_device(&store, &guid).await?;
+    Ok(Json(json!({
+        "HostName": device.hostname,
+        "DomainName": "vpro.example",
+        "NetworkInterfaceEnabled": true,
+        "DigestRealm": "Digest:A3829B3827DE4D33D4449B366831B69B",
+        "PowerSource": 0,
+        "AMTNetworkEnabled": 1,
+        "RmcpPingResponseEnabled": true,
+        "WsmanOnlyMode": false,
+    })))
+}
+
+pub(crate) async fn power_capabilities(
+    State(store): State<Store>,
+    Path(guid): Path<String>,
+) -> ApiResult<Json<Value>> {
+    connected_device(&store, &guid).await?;
+    Ok(Json(json!({
+        "Power up": 2, "Power cycle": 5, "Power down": 8, "Reset": 10,
+        "Soft-off": 12, "Soft-reset": 14, "Sleep": 4, "Hibernate": 7,
+        "Power up to BIOS": 100, "Reset to BIOS": 101,
+    })))
+}
+
+/// `{"action": N, "useSOL": bool}`; validated before the device is looked up, as in MPS.
+pub(crate) async fn boot_options(
+    State(store): State<Store>,
+    Path(guid): Path<String>,
+    body: Bytes,
+) -> ApiResult<Json<Value>> {
+    let body: Value = parse_body(&body)?;
+    match body.get("action").map(Value::as_i64) {
+        Some(Some(100..=111 | 200..=203 | 300..=301 | 400..=401)) => {}
+        Some(_) => {
+            return Err(ApiError::bad_request(
+                "action is not a boot action (100-111, 200-203, 300-301, 400-401)",
+            ));
+        }
+        None => return Err(ApiError::bad_request("action is required")),
+    }
+    if body.get("useSOL").is_some_and(|v| !v.is_boolean()) {
+        return Err(ApiError::bad_request("useSOL must be a boolean"));
+    }
+    connected_device(&store, &guid).await?;
+    Ok(Json(
+        json!({ "Body": { "ReturnValue": 0, "ReturnValueStr": "SUCCESS" } }),
+    ))
+}
+
+/// Unprovisions AMT: the device stays listed, as MPS leaves that to the caller.
+pub(crate) async fn deactivate(
+    State(store): State<Store>,
+    Path(guid): Path<String>,
+) -> ApiResult<Json<Value>> {
+    connected_device(&store, &guid).await?;
+    Ok(Json(json!({ "status": "SUCCESS" })))
+}

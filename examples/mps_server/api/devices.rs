@@ -22,7 +22,7 @@ pub(crate) const DEMO_GUID: &str = "4c4c4544-004b-4210-8033-b6c04f504633";
 #[serde(rename_all = "camelCase")]
 pub(crate) struct Device {
     pub(crate) guid: String,
-    hostname: Option<String>,
+    pub(crate) hostname: Option<String>,
     tags: Vec<String>,
     mpsusername: String,
     pub(crate) connection_status: bool,
@@ -206,4 +206,54 @@ pub(crate) async fn delete_device(
         Some(_) => Ok(StatusCode::NO_CONTENT),
         None => Err(ApiError::unknown_device(&guid)),
     }
+}
+
+/// Every tag of every device, sorted, once each.
+pub(crate) async fn device_tags(State(store): State<Store>) -> Json<Vec<String>> {
+    let mut tags: Vec<String> = store
+        .read()
+        .await
+        .values()
+        .flat_map(|d| d.tags.iter().cloned())
+        .collect();
+    tags.sort();
+    tags.dedup();
+    Json(tags)
+}
+
+/// Which redirection sessions (KVM, SOL, IDER) are open: none in this imitation.
+pub(crate) async fn redirect_status(
+    State(store): State<Store>,
+    Path(guid): Path<String>,
+) -> ApiResult<Json<Value>> {
+    connected_device(&store, &guid).await?;
+    Ok(Json(json!({
+        "isKVMConnected": false,
+        "isSOLConnected": false,
+        "isIDERConnected": false,
+    })))
+}
+
+/// Forgets a device's cached state; as in MPS, no CIRA connection is required.
+pub(crate) async fn refresh_device(
+    State(store): State<Store>,
+    Path(guid): Path<String>,
+) -> ApiResult<StatusCode> {
+    find_device(&store, &guid).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Closes the device's CIRA connection: its AMT routes answer 404 afterwards.
+pub(crate) async fn disconnect_device(
+    State(store): State<Store>,
+    Path(guid): Path<String>,
+) -> ApiResult<Json<Value>> {
+    connected_device(&store, &guid).await?;
+    if let Some(device) = store.write().await.get_mut(&guid.to_ascii_lowercase()) {
+        device.connection_status = false;
+    }
+    Ok(Json(json!({
+        "success": 200,
+        "description": format!("Device {guid} disconnected"),
+    })))
 }
