@@ -187,3 +187,18 @@ pub enum FlushError {
         reason: String,
     },
 }
+
+/// Why [`PublisherHandle::try_publish`](crate::PublisherHandle::try_publish) dropped an event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum TryPublishError {
+    /// The queue is full (the broker is slow or away); the event is counted in
+    /// [`Stats::dropped_queue_full`](crate::Stats::dropped_queue_full). Consider a larger
+    /// queue capacity.
+    #[error("the MQTT event queue is full; the event was dropped")]
+    QueueFull,
+    /// The publisher was shut down or stopped; the event is counted in
+    /// [`Stats::dropped_closed`](crate::Stats::dropped_closed).
+    #[error("the MQTT event publisher is not running; the event was dropped")]
+    Closed,
+}

@@ -109,6 +109,28 @@ pub(crate) struct EventView<'a> {
     http: Option<HttpView>,
 }
 
+/// What a handler said about its event ([`EventDetails`](crate::EventDetails)), replacing
+/// what the route table says.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Overrides {
+    pub(crate) kind: Option<EventType>,
+    pub(crate) message: Option<&'static str>,
+    pub(crate) methods: Option<&'static str>,
+}
+
+impl Overrides {
+    fn over(
+        self,
+        (kind, message, methods): (EventType, &'static str, &'static str),
+    ) -> (EventType, &'static str, &'static str) {
+        (
+            self.kind.unwrap_or(kind),
+            self.message.unwrap_or(message),
+            self.methods.unwrap_or(methods),
+        )
+    }
+}
+
 /// The `http` object of an [`EventView`].
 #[derive(Debug, Serialize)]
 struct HttpView {
@@ -120,39 +142,54 @@ struct HttpView {
 
 impl<'a> EventView<'a> {
     /// The event of the request `record` describes in the `all` profile, stamped with
-    /// `timestamp` and `id`.
-    pub(crate) fn new(record: &'a Record, timestamp: u64, id: EventId) -> Self {
-        let route = record.route.map(|id| &routes::ROUTES[usize::from(id)]);
-        let (kind, message, operation) = describe(route, record.outcome);
+    /// `timestamp` and `id`, with what its handler said.
+    pub(crate) fn new(record: &'a Record, timestamp: u64, id: EventId, said: Overrides) -> Self {
+        if record.outcome == Outcome::External {
+            return Self::external(record, timestamp, Some(id), said);
+        }
+        let route = record.route().map(|id| &routes::ROUTES[usize::from(id)]);
         let guid = match route {
             Some(r) if r.has_guid() => record.guid.as_ref().and_then(Guid::as_str),
             _ => None,
         };
-        Self::with(
-            record,
-            (kind, message, operation),
-            guid,
-            timestamp,
-            Some(id),
-        )
+        let described = said.over(describe(route, record.outcome));
+        Self::with(record, described, guid, timestamp, Some(id))
     }
 
     /// The event of `record` in the `mps` profile (see [`mps::describe`]): MPS's five fields,
     /// and `id` and `http` only when `id` is given.
-    pub(crate) fn mps(record: &'a Record, timestamp: u64, id: Option<EventId>) -> Option<Self> {
-        let route = &routes::ROUTES[usize::from(record.route?)];
-        let said = mps::describe(route, record.outcome);
-        let kind = match said.kind {
+    pub(crate) fn mps(
+        record: &'a Record,
+        timestamp: u64,
+        id: Option<EventId>,
+        said: Overrides,
+    ) -> Option<Self> {
+        if record.outcome == Outcome::External {
+            return Some(Self::external(record, timestamp, id, said));
+        }
+        let route = &routes::ROUTES[usize::from(record.route()?)];
+        let mps = mps::describe(route, record.outcome);
+        let kind = match mps.kind {
             mps::Kind::Request => EventType::Request,
             mps::Kind::Success => EventType::Success,
             mps::Kind::Fail => EventType::Fail,
         };
-        let guid = match said.guid && route.has_guid() {
+        let guid = match mps.guid && route.has_guid() {
             true => record.guid.as_ref().and_then(Guid::as_str),
             false => None,
         };
-        let described = (kind, said.message, said.operation);
+        let described = said.over((kind, mps.message, mps.operation));
         Some(Self::with(record, described, guid, timestamp, id))
+    }
+
+    /// An event outside HTTP ([`PublisherHandle::try_publish`](crate::PublisherHandle::try_publish)):
+    /// what its details say and its guid; no `http` object.
+    fn external(record: &'a Record, timestamp: u64, id: Option<EventId>, said: Overrides) -> Self {
+        let described = said.over((EventType::Success, GENERIC_SUCCESS, UNKNOWN_OPERATION));
+        let guid = record.guid.as_ref().and_then(Guid::as_str);
+        let mut view = Self::with(record, described, guid, timestamp, id);
+        view.http = None;
+        view
     }
 
     fn with(
@@ -162,7 +199,7 @@ impl<'a> EventView<'a> {
         timestamp: u64,
         id: Option<EventId>,
     ) -> Self {
-        let route = record.route.map(|id| &routes::ROUTES[usize::from(id)]);
+        let route = record.route().map(|id| &routes::ROUTES[usize::from(id)]);
         let status = match record.outcome {
             Outcome::Status(status) => Some(status),
             _ => None,
@@ -196,6 +233,7 @@ impl Event {
                 instance: 0,
                 seq: 0,
             },
+            Overrides::default(),
         );
         Event {
             kind: view.kind,
@@ -233,7 +271,7 @@ pub(crate) fn describe(
             Outcome::Status(status) if status < 400 => (EventType::Success, GENERIC_SUCCESS),
             Outcome::Status(_) => (EventType::Fail, GENERIC_FAIL),
             Outcome::Cancelled => (EventType::Fail, CANCELLED),
-            Outcome::ServiceError | Outcome::Panicked | Outcome::Started => {
+            Outcome::ServiceError | Outcome::Panicked | Outcome::Started | Outcome::External => {
                 (EventType::Fail, INTERNAL_ERROR)
             }
         };
@@ -255,7 +293,7 @@ pub(crate) fn describe(
         Outcome::Status(_) => (EventType::Fail, route.soft_fail.unwrap_or(GENERIC_FAIL), op),
         Outcome::Cancelled => (EventType::Fail, CANCELLED, op),
         // `Started` belongs to the `mps` profile; never recorded in this one.
-        Outcome::ServiceError | Outcome::Panicked | Outcome::Started => {
+        Outcome::ServiceError | Outcome::Panicked | Outcome::Started | Outcome::External => {
             (EventType::Fail, route.error.unwrap_or(INTERNAL_ERROR), op)
         }
     }

@@ -6,8 +6,11 @@ use std::time::Duration;
 use tokio::sync::oneshot;
 use tokio::time::Instant;
 
-use crate::error::FlushError;
-use crate::publisher::{Control, Link, ShutdownReport, Stats};
+use crate::details::{self, EventDetails};
+use crate::error::{FlushError, TryPublishError};
+use crate::publisher::{Admission, Control, Link, ShutdownReport, Stats};
+use crate::record::{MethodName, Outcome, Record};
+use crate::routes::Guid;
 
 /// Extra time a handle waits for the task's reply past the deadline it gave it, so that a
 /// reply sent right at the deadline is not missed.
@@ -67,6 +70,45 @@ impl PublisherHandle {
         self.link
             .as_ref()
             .and_then(|link| link.shared().last_error())
+    }
+
+    /// Publishes an event that is not an HTTP request's, e.g. a device connecting over CIRA
+    /// ([`EventDetails::CIRA_CONNECTED`]) or a redirection session ending
+    /// ([`EventDetails::REDIRECTION_ENDED`]), with the device's `guid` (left out unless it is
+    /// a UUID). It goes through the same bounded queue, with the same counters and
+    /// guarantees as the events of requests, and never waits: a full queue drops it.
+    /// Publishes nothing when eventing is off. Cheap to call from any thread; the handle is
+    /// cheap to clone.
+    ///
+    /// ```
+    /// # let handle = mps_mqtt_events::MqttEventLayer::disabled().handle();
+    /// use mps_mqtt_events::EventDetails;
+    /// handle.try_publish(&EventDetails::CIRA_CONNECTED, Some("4c4c4544-004b-4210-8033-b6c04f504633"))?;
+    /// # Ok::<(), mps_mqtt_events::TryPublishError>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`TryPublishError::QueueFull`] or [`TryPublishError::Closed`]: the event was dropped
+    /// and counted in [`Stats::dropped_queue_full`] or [`Stats::dropped_closed`].
+    pub fn try_publish(
+        &self,
+        details: &'static EventDetails,
+        guid: Option<&str>,
+    ) -> Result<(), TryPublishError> {
+        let Some(link) = &self.link else {
+            return Ok(());
+        };
+        let guid = guid.and_then(Guid::new);
+        let now = std::time::Instant::now();
+        let get = MethodName::of(&http::Method::GET);
+        let mut record = Record::new((None, guid), get, Outcome::External, now, now);
+        record.details = details::id_of(details);
+        match link.push(record) {
+            Admission::Accepted => Ok(()),
+            Admission::Full => Err(TryPublishError::QueueFull),
+            Admission::Closed => Err(TryPublishError::Closed),
+        }
     }
 
     /// The topic events are published on (`None` when eventing is off), as resolved from

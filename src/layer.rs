@@ -12,6 +12,7 @@ use tower_layer::Layer;
 use tower_service::Service;
 
 use crate::config::{Config, Profile};
+use crate::details::{self, EventDetails};
 use crate::handle::PublisherHandle;
 use crate::mps;
 use crate::publisher::{Link, PublisherTask};
@@ -164,7 +165,10 @@ where
         let result = ready!(this.inner.poll(cx));
         if let Some(mut capture) = this.capture.take() {
             capture.outcome = match &result {
-                Ok(response) => Outcome::Status(response.status().as_u16()),
+                Ok(response) => {
+                    capture.details = details::attached(response.extensions());
+                    Outcome::Status(response.status().as_u16())
+                }
                 Err(_) => Outcome::ServiceError,
             };
             // Dropping `capture` hands the event over.
@@ -181,6 +185,8 @@ pub(crate) struct Capture {
     route: (Option<RouteId>, Option<Guid>),
     method: MethodName,
     outcome: Outcome,
+    /// What the handler attached to its response.
+    details: Option<&'static EventDetails>,
     start: Instant,
 }
 
@@ -191,8 +197,18 @@ impl Capture {
             route: routes::recognize(request.method(), request.uri().path()),
             method: MethodName::of(request.method()),
             outcome: Outcome::Cancelled,
+            details: None,
             start: Instant::now(),
         }
+    }
+
+    /// The record of the outcome, with the handler's details.
+    fn outcome_record(&self, outcome: Outcome, finished: Instant) -> Record {
+        let mut record = Record::new(self.route, self.method, outcome, self.start, finished);
+        if let Some(details) = self.details {
+            record.details = details::id_of(details);
+        }
+        record
     }
 }
 
@@ -201,7 +217,12 @@ impl Capture {
     /// each only where MPS publishes it.
     fn push_mps(&self, outcome: Outcome, finished: Instant) {
         let route = self.route.0.map(|id| &routes::ROUTES[usize::from(id)]);
-        let plan = mps::plan(route, outcome);
+        let mut plan = mps::plan(route, outcome);
+        if self.details.is_some() && route.is_some() {
+            // The handler ran and said what happened: MPS publishes its request event first.
+            plan.request = route.is_some_and(|r| r.mps.request.is_some());
+            plan.outcome = true;
+        }
         if plan.request {
             let started = Record::new(
                 self.route,
@@ -213,13 +234,7 @@ impl Capture {
             self.link.push(started);
         }
         if plan.outcome {
-            self.link.push(Record::new(
-                self.route,
-                self.method,
-                outcome,
-                self.start,
-                finished,
-            ));
+            self.link.push(self.outcome_record(outcome, finished));
         }
     }
 }
@@ -231,11 +246,13 @@ impl Drop for Capture {
         } else {
             self.outcome
         };
+        if self.details.is_some_and(|d| d.silent) {
+            return;
+        }
         let finished = Instant::now();
         match self.link.profile() {
             Profile::All => {
-                let record = Record::new(self.route, self.method, outcome, self.start, finished);
-                self.link.push(record);
+                self.link.push(self.outcome_record(outcome, finished));
             }
             Profile::Mps => self.push_mps(outcome, finished),
         }

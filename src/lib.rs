@@ -73,6 +73,7 @@
 // but error.
 mod builder;
 mod config;
+mod details;
 mod error;
 mod event;
 mod handle;
@@ -88,7 +89,8 @@ mod tls;
 
 pub use builder::Builder;
 pub use config::{DEFAULT_QUEUE_CAPACITY, MAX_QUEUE_CAPACITY, Profile, Qos};
-pub use error::{ConfigError, FlushError};
+pub use details::EventDetails;
+pub use error::{ConfigError, FlushError, TryPublishError};
 pub use event::{Event, EventType, HttpInfo};
 pub use handle::PublisherHandle;
 pub use layer::{MqttEventLayer, MqttEventService, ResponseFuture};

@@ -11,8 +11,8 @@ use crate::routes::{INTERNAL_ERROR, Route};
 /// from MPS" lists exactly these (a test checks it).
 #[cfg_attr(not(test), allow(dead_code))]
 pub(crate) const DIFFERENCES: [&str; 6] = [
-    "A 4xx on a route with a soft-fail text publishes that fail; MPS stays silent when its validator rejected the request, which the status alone cannot tell.",
-    "DELETE /api/v1/amt/alarmOccurrences/:guid answering 404 publishes Device Not Found (the CIRA check); MPS also answers 404 for an alarm the device does not have.",
+    "A 4xx on a route with a soft-fail text publishes that fail unless the handler attaches EventDetails::SILENT; MPS stays silent when its validator rejected the request, which the status alone cannot tell.",
+    "DELETE /api/v1/amt/alarmOccurrences/:guid answering 404 publishes Device Not Found (the CIRA check) unless the handler attaches its own details; MPS also answers 404 for an alarm the device does not have.",
     "GET /api/v1/amt/features/:guid answering 500 publishes its request event; MPS publishes it only if the handler's three device reads succeeded before the error.",
     "A cancelled request (the client went away) publishes nothing; MPS would still publish what its handler ends with.",
     "A status of 501 to 599 other than 500 publishes nothing, as MPS's only such answer (health's 503) is silent; MPS's exceptions are always 500.",

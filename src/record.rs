@@ -22,6 +22,8 @@ pub(crate) enum Outcome {
     /// Not an outcome: the start of the request, for the `request` event of the `mps`
     /// profile (published when the request ends, stamped with its start).
     Started,
+    /// Not a request: an event published through the handle (a CIRA connection, ...).
+    External,
 }
 
 /// What the request path records: `Copy`, no heap, 56 bytes, so that with the queue's
@@ -29,13 +31,28 @@ pub(crate) enum Outcome {
 /// writing and reading neighbouring slots, do not share lines.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Record {
-    pub(crate) route: Option<RouteId>,
+    /// The route's [`RouteId`], or [`NO_ROUTE`].
+    route: u8,
     pub(crate) guid: Option<Guid>,
     method: MethodName,
+    /// What the handler said about the event ([`DetailsId::NONE`] if nothing).
+    pub(crate) details: DetailsId,
     pub(crate) outcome: Outcome,
     latency_us: u32,
     /// When the response was ready, in nanoseconds since [`EPOCH`].
     finished_ns: u64,
+}
+
+/// [`Record::route`] of a request outside MPS's routes, or of an event outside HTTP.
+const NO_ROUTE: u8 = u8::MAX;
+
+/// A handler's [`EventDetails`](crate::EventDetails), by its number in the registry of
+/// `details.rs`; one byte, so that the record keeps its size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct DetailsId(pub(crate) u8);
+
+impl DetailsId {
+    pub(crate) const NONE: Self = Self(0);
 }
 
 /// The monotonic clock's origin for [`Record`]s: the first time one is made.
@@ -54,13 +71,19 @@ impl Record {
         let latency = finished.saturating_duration_since(start);
         let since_epoch = finished.saturating_duration_since(*EPOCH);
         Self {
-            route,
+            route: route.unwrap_or(NO_ROUTE),
             guid,
             method,
+            details: DetailsId::NONE,
             outcome,
             latency_us: u32::try_from(latency.as_micros()).unwrap_or(u32::MAX),
             finished_ns: u64::try_from(since_epoch.as_nanos()).unwrap_or(u64::MAX),
         }
+    }
+
+    /// The MPS route of the request, if it has one.
+    pub(crate) fn route(&self) -> Option<RouteId> {
+        (self.route != NO_ROUTE).then_some(self.route)
     }
 
     /// The request method's name.

@@ -258,8 +258,13 @@ fn the_view_serializes_exactly_as_the_event() {
                 instance: 0x1f0e_9a7c_3b2d_4e5f,
                 seq: 42,
             };
-            let view = serde_json::to_string(&EventView::new(&r, 1_700_000_000_123, id))
-                .expect("serializes");
+            let view = serde_json::to_string(&EventView::new(
+                &r,
+                1_700_000_000_123,
+                id,
+                Overrides::default(),
+            ))
+            .expect("serializes");
             let event = serde_json::to_string(&Event::of(&r, 1_700_000_000_123, id.to_string()))
                 .expect("serializes");
             assert_eq!(view, event, "{method} {path} {outcome:?}");

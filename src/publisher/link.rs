@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use tokio::sync::mpsc;
 
 use super::message::Control;
-use super::shared::Shared;
+use super::shared::{Admission, Shared};
 use super::state::Phase;
 use super::task::PublisherTask;
 use super::worker;
@@ -74,10 +74,12 @@ impl Link {
     /// Hands one event to the publisher (see [`Shared::push`]); spawns the task if this is
     /// the first event.
     #[inline]
-    pub(crate) fn push(&self, record: Record) {
-        if self.shared.push(record) {
+    pub(crate) fn push(&self, record: Record) -> Admission {
+        let (admission, lazy) = self.shared.push(record);
+        if lazy {
             self.start();
         }
+        admission
     }
 
     /// Spawns the task on the current Tokio runtime, once; outside a runtime it waits for a

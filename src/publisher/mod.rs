@@ -30,5 +30,6 @@ mod worker;
 
 pub(crate) use link::Link;
 pub(crate) use message::Control;
+pub(crate) use shared::Admission;
 pub use stats::{PublisherState, ShutdownReport, Stats};
 pub use task::PublisherTask;

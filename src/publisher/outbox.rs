@@ -11,6 +11,7 @@ use super::session::Session;
 use super::shared::Shared;
 use super::tracker::{Ack, Entry, Tracker};
 use crate::config::{Config, Profile, Qos};
+use crate::details;
 use crate::event::{EventId, EventView};
 use crate::record::WallClock;
 
@@ -133,9 +134,13 @@ impl Outbox {
             seq: entry.seq,
         };
         let (record, timestamp) = (&entry.record, entry.timestamp);
+        let said = details::overrides(record.details);
         let event = match self.profile {
-            Profile::All => Some(EventView::new(record, timestamp, id)),
-            Profile::Mps => EventView::mps(record, timestamp, self.mps_id_and_http.then_some(id)),
+            Profile::All => Some(EventView::new(record, timestamp, id, said)),
+            Profile::Mps => {
+                let id = self.mps_id_and_http.then_some(id);
+                EventView::mps(record, timestamp, id, said)
+            }
         };
         let event = event.ok_or(())?;
         serde_json::to_writer((&mut self.payload).writer(), &event).map_err(|_| ())?;

@@ -59,6 +59,17 @@ pub(crate) struct Counters {
     pub(crate) connected: AtomicBool,
 }
 
+/// What became of an event handed to the publisher.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Admission {
+    /// In the queue, counted in `enqueued`.
+    Accepted,
+    /// The queue was full: counted in `dropped_queue_full`.
+    Full,
+    /// The publisher is shutting down or has ended: counted in `dropped_closed`.
+    Closed,
+}
+
 /// What the layer, its services, the handles and the task share.
 #[derive(Debug)]
 pub(crate) struct Shared {
@@ -82,18 +93,18 @@ impl Shared {
         }
     }
 
-    /// Hands one event to the publisher, or counts it as dropped. Never blocks. Returns
-    /// whether the task has yet to be spawned (the caller spawns it).
+    /// Hands one event to the publisher, or counts it as dropped. Never blocks. Says what
+    /// became of it, and whether the task has yet to be spawned (the caller spawns it).
     #[inline]
-    pub(crate) fn push(&self, record: Record) -> bool {
+    pub(crate) fn push(&self, record: Record) -> (Admission, bool) {
         let phase = self.lifecycle.phase();
         if !phase.accepts() {
             self.counters.dropped_closed.add(1);
-            return false;
+            return (Admission::Closed, false);
         }
         if self.queue.push(record).is_err() {
             self.dropped_full();
-            return phase == Phase::Lazy;
+            return (Admission::Full, phase == Phase::Lazy);
         }
         self.counters.enqueued.add_ordered();
         match self.lifecycle.after_push() {
@@ -103,7 +114,7 @@ impl Shared {
                 self.drain_as_failed();
             }
         }
-        phase == Phase::Lazy
+        (Admission::Accepted, phase == Phase::Lazy)
     }
 
     #[cold]

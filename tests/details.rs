@@ -1,0 +1,197 @@
+//! What handlers say about their requests' events (`EventDetails` on the response), and
+//! events outside HTTP (`PublisherHandle::try_publish`), through a real broker to a real
+//! subscriber, in both profiles.
+
+mod support;
+
+use std::convert::Infallible;
+use std::time::Duration;
+
+use http::{Request, Response, StatusCode};
+use mps_mqtt_events::{EventDetails, EventType, MqttEventLayer, Profile, TryPublishError};
+use serde_json::{Value, json};
+use support::{Broker, Subscriber, unique_topic};
+use tower::{Layer, ServiceExt, service_fn};
+
+const WAIT: Duration = Duration::from_secs(10);
+const GUID: &str = "4c4c4544-004b-4210-8033-b6c04f504633";
+
+/// MPS's soft fail of the power state route (the device's answer had no state).
+static POWER_STATE_FAILED: EventDetails = EventDetails::new()
+    .kind(EventType::Fail)
+    .methods("AMT_PowerState")
+    .message("Power State request failed");
+/// MPS's answer when the device has no such alarm (HTTP 404, not the CIRA check's).
+static ALARM_NOT_FOUND: EventDetails = EventDetails::new()
+    .methods("AMT_AlarmOccurrences")
+    .message("Alarm occurrence delete request: alarm not found");
+/// A validation error, which MPS answers without an event.
+static VALIDATION: EventDetails = EventDetails::SILENT;
+
+/// Sends `method path`; the handler answers `status` with `details` attached, if any.
+async fn call(
+    layer: &MqttEventLayer,
+    method: &str,
+    path: &str,
+    status: u16,
+    details: Option<&'static EventDetails>,
+) {
+    let inner = service_fn(move |_: Request<()>| async move {
+        let mut response = Response::new(());
+        *response.status_mut() = StatusCode::from_u16(status).expect("a status");
+        if let Some(details) = details {
+            details.attach(&mut response);
+        }
+        Ok::<_, Infallible>(response)
+    });
+    let request = Request::builder()
+        .method(method)
+        .uri(path)
+        .body(())
+        .expect("a request");
+    let response = layer
+        .layer(inner)
+        .oneshot(request)
+        .await
+        .expect("infallible");
+    assert_eq!(response.status().as_u16(), status);
+}
+
+/// The next `n` events, timestamps checked and removed, then nothing more.
+async fn received(subscriber: &mut Subscriber, n: usize) -> Vec<Value> {
+    let events = subscriber.collect(n, WAIT).await;
+    subscriber.assert_quiet(Duration::from_millis(300)).await;
+    events
+        .into_iter()
+        .map(|event| {
+            let mut payload = event.payload;
+            let object = payload.as_object_mut().expect("an object");
+            assert!(object.remove("timestamp").is_some_and(|t| t.is_u64()));
+            payload
+        })
+        .collect()
+}
+
+async fn setup(test: &str, profile: Profile) -> (Broker, Subscriber, MqttEventLayer) {
+    let broker = Broker::start();
+    let topic = unique_topic(test);
+    let subscriber = Subscriber::connect(&broker.url(), &topic).await;
+    let layer = MqttEventLayer::builder()
+        .address(broker.url())
+        .topic(&topic)
+        .profile(profile)
+        .build()
+        .expect("valid config");
+    (broker, subscriber, layer)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn handler_details_say_what_happened_in_the_mps_profile() {
+    let (_broker, mut subscriber, layer) = setup("details_mps", Profile::Mps).await;
+    let state = format!("/api/v1/amt/power/state/{GUID}");
+    let alarms = format!("/api/v1/amt/alarmOccurrences/{GUID}");
+    call(&layer, "GET", &state, 400, Some(&POWER_STATE_FAILED)).await;
+    call(&layer, "DELETE", &alarms, 404, Some(&ALARM_NOT_FOUND)).await;
+    call(&layer, "GET", &state, 400, Some(&VALIDATION)).await; // silent, as in MPS
+    layer.handle().flush(WAIT).await.expect("delivered");
+    assert_eq!(
+        received(&mut subscriber, 4).await,
+        [
+            json!({"type":"request","message":"Power State requested","methods":["AMT_PowerState"],"guid":GUID}),
+            json!({"type":"fail","message":"Power State request failed","methods":["AMT_PowerState"],"guid":GUID}),
+            json!({"type":"request","message":"Alarm occurrence delete request","methods":["AMT_DeleteAlarm"],"guid":GUID}),
+            json!({"type":"fail","message":"Alarm occurrence delete request: alarm not found","methods":["AMT_AlarmOccurrences"],"guid":GUID}),
+        ]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn handler_details_replace_the_one_event_of_the_all_profile() {
+    let (_broker, mut subscriber, layer) = setup("details_all", Profile::All).await;
+    let alarms = format!("/api/v1/amt/alarmOccurrences/{GUID}");
+    call(&layer, "DELETE", &alarms, 404, Some(&ALARM_NOT_FOUND)).await;
+    call(&layer, "GET", "/api/v1/devices", 400, Some(&VALIDATION)).await;
+    call(&layer, "GET", "/api/v1/devices", 200, None).await;
+    layer.handle().flush(WAIT).await.expect("delivered");
+    let events = received(&mut subscriber, 2).await;
+    assert_eq!(events[0]["type"], "fail");
+    assert_eq!(
+        events[0]["message"],
+        "Alarm occurrence delete request: alarm not found"
+    );
+    assert_eq!(events[0]["methods"], json!(["AMT_AlarmOccurrences"]));
+    assert_eq!(events[0]["http"]["status"], 404);
+    assert_eq!(
+        events[1]["methods"],
+        json!(["getAllDevices"]),
+        "the silent one published nothing"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_outside_http_go_through_the_same_queue() {
+    let (_broker, mut subscriber, layer) = setup("external_all", Profile::All).await;
+    let handle = layer.handle();
+    handle
+        .try_publish(&EventDetails::CIRA_CONNECTED, Some(GUID))
+        .expect("queued");
+    handle
+        .try_publish(&EventDetails::CIRA_DISCONNECTED, Some("not-a-guid"))
+        .expect("queued");
+    handle
+        .try_publish(&EventDetails::REDIRECTION_STARTED, None)
+        .expect("queued");
+    handle.flush(WAIT).await.expect("delivered");
+    let mut events = received(&mut subscriber, 3).await;
+    for event in &mut events {
+        let object = event.as_object_mut().expect("an object");
+        assert!(
+            object.remove("id").is_some_and(|id| id.is_string()),
+            "{object:?}"
+        );
+        assert!(!object.contains_key("http"), "no HTTP exchange: {object:?}");
+    }
+    assert_eq!(
+        events,
+        [
+            json!({"type":"success","message":"CIRA Connection Established","methods":["CIRA_Connected"],"guid":GUID}),
+            json!({"type":"success","message":"CIRA Connection Closed","methods":["CIRA_Disconnected"]}),
+            json!({"type":"success","message":"Redirection session started","methods":["handleConnection"]}),
+        ]
+    );
+    let stats = handle.stats();
+    assert_eq!((stats.enqueued, stats.delivered), (3, 3), "{stats:#?}");
+
+    handle.shutdown(WAIT).await;
+    assert_eq!(
+        handle.try_publish(&EventDetails::REDIRECTION_ENDED, None),
+        Err(TryPublishError::Closed)
+    );
+    assert_eq!(handle.stats().dropped_closed, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_outside_http_in_the_mps_profile_have_mps_fields_only() {
+    let (_broker, mut subscriber, layer) = setup("external_mps", Profile::Mps).await;
+    let handle = layer.handle();
+    handle
+        .try_publish(&EventDetails::CIRA_CONNECTION_FAILED, Some(GUID))
+        .expect("queued");
+    handle.flush(WAIT).await.expect("delivered");
+    assert_eq!(
+        received(&mut subscriber, 1).await,
+        [
+            json!({"type":"fail","message":"CIRA Connection Failed","methods":["CIRA_Connected"],"guid":GUID})
+        ]
+    );
+}
+
+#[test]
+fn try_publish_on_a_disabled_layer_does_nothing() {
+    let handle = MqttEventLayer::disabled().handle();
+    assert_eq!(
+        handle.try_publish(&EventDetails::CIRA_CONNECTED, Some(GUID)),
+        Ok(())
+    );
+    assert_eq!(handle.stats().enqueued, 0);
+}
