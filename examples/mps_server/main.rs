@@ -53,7 +53,7 @@ use std::time::Duration;
 use tracing::{info, warn};
 use tracing_subscriber::EnvFilter;
 
-use api::{DEMO_GUID, app, seed_devices};
+use api::{DEMO_GUID, announce_connected, app, seed_devices};
 use config::{ENV_WEB_PORT, Events, Mode, web_addr_from_env};
 use output::{Failure, say};
 use shutdown::shutdown_signal;
@@ -121,7 +121,9 @@ async fn serve(web_addr: SocketAddr, events: Events) -> Result<(), Failure> {
         port = local.port()
     ));
 
-    axum::serve(listener, app(seed_devices(), events.layer))
+    let devices = seed_devices();
+    announce_connected(&devices, &handle).await;
+    axum::serve(listener, app(devices, events.layer))
         .with_graceful_shutdown(shutdown_signal())
         .await
         .map_err(|e| Failure::Runtime(format!("the HTTP server failed: {e}")))?;

@@ -4,10 +4,11 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
+use axum::{Extension, Json};
+use mps_mqtt_events::{EventDetails, EventType, PublisherHandle};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use tokio::sync::RwLock;
@@ -101,15 +102,31 @@ async fn find_device(store: &Store, guid: &str) -> ApiResult<Device> {
         .ok_or_else(|| ApiError::unknown_device(guid))
 }
 
+/// The event of MPS's CIRA check, said by the handler itself (the layer would say the same
+/// for a 404 on these routes; this shows how a handler states it).
+static DEVICE_NOT_CONNECTED: EventDetails = EventDetails::new()
+    .kind(EventType::Fail)
+    .methods("CIRA_Connection")
+    .message("Device Not Found");
+
 /// The device, if it is known and connected; what MPS's CIRA middleware checks on `/amt/*`.
 pub(crate) async fn connected_device(store: &Store, guid: &str) -> ApiResult<Device> {
     let device = find_device(store, guid).await?;
     if device.connection_status {
         Ok(device)
     } else {
-        Err(ApiError::not_found(format!(
-            "device {guid} is not connected; connect it again using CIRA"
-        )))
+        let message = format!("device {guid} is not connected; connect it again using CIRA");
+        Err(ApiError::not_found(message).with_details(&DEVICE_NOT_CONNECTED))
+    }
+}
+
+/// Publishes MPS's CIRA connection event for every connected device, as if each had just
+/// connected (this imitation has no CIRA server).
+pub(crate) async fn announce_connected(store: &Store, events: &PublisherHandle) {
+    for device in store.read().await.values().filter(|d| d.connection_status) {
+        if let Err(e) = events.try_publish(&EventDetails::CIRA_CONNECTED, Some(&device.guid)) {
+            tracing::warn!(error = %e, "no CIRA connection event");
+        }
     }
 }
 
@@ -246,11 +263,16 @@ pub(crate) async fn refresh_device(
 /// Closes the device's CIRA connection: its AMT routes answer 404 afterwards.
 pub(crate) async fn disconnect_device(
     State(store): State<Store>,
+    Extension(events): Extension<PublisherHandle>,
     Path(guid): Path<String>,
 ) -> ApiResult<Json<Value>> {
     connected_device(&store, &guid).await?;
     if let Some(device) = store.write().await.get_mut(&guid.to_ascii_lowercase()) {
         device.connection_status = false;
+    }
+    // The event MPS users asked for and MPS never sent.
+    if let Err(e) = events.try_publish(&EventDetails::CIRA_DISCONNECTED, Some(&guid)) {
+        tracing::warn!(error = %e, "no CIRA disconnection event");
     }
     Ok(Json(json!({
         "success": 200,

@@ -3,6 +3,7 @@
 use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use mps_mqtt_events::EventDetails;
 use serde_json::json;
 
 /// An error response in MPS's shape: `{"error": "Not Found", "message": "..."}`.
@@ -10,6 +11,8 @@ use serde_json::json;
 pub(crate) struct ApiError {
     status: StatusCode,
     message: String,
+    /// What the event of this request says, where the handler knows better than the status.
+    details: Option<&'static EventDetails>,
 }
 
 impl ApiError {
@@ -17,21 +20,22 @@ impl ApiError {
         ApiError {
             status,
             message: message.into(),
+            details: None,
         }
+    }
+
+    /// Says what the request's event should say (see `mps_mqtt_events::EventDetails`).
+    pub(crate) fn with_details(mut self, details: &'static EventDetails) -> Self {
+        self.details = Some(details);
+        self
     }
 
     pub(crate) fn bad_request(message: impl Into<String>) -> Self {
-        ApiError {
-            status: StatusCode::BAD_REQUEST,
-            message: message.into(),
-        }
+        Self::new(StatusCode::BAD_REQUEST, message)
     }
 
     pub(crate) fn not_found(message: impl Into<String>) -> Self {
-        ApiError {
-            status: StatusCode::NOT_FOUND,
-            message: message.into(),
-        }
+        Self::new(StatusCode::NOT_FOUND, message)
     }
 
     pub(crate) fn unknown_device(guid: &str) -> Self {
@@ -42,11 +46,15 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let error = self.status.canonical_reason().unwrap_or("Error");
-        (
+        let mut response = (
             self.status,
             Json(json!({ "error": error, "message": self.message })),
         )
-            .into_response()
+            .into_response();
+        if let Some(details) = self.details {
+            details.attach(&mut response);
+        }
+        response
     }
 }
 

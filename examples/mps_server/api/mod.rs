@@ -20,10 +20,11 @@ use serde_json::{Value, json};
 use devices::Store;
 use error::ApiError;
 
-pub(crate) use devices::{DEMO_GUID, seed_devices};
+pub(crate) use devices::{DEMO_GUID, announce_connected, seed_devices};
 
 /// The MPS routes, under `/api/v1`, in the order of MPS's route files, wrapped in `events`.
 pub(crate) fn app(store: Store, events: MqttEventLayer) -> Router {
+    let handle = events.handle();
     Router::new()
         .route("/api/v1/authorize", post(auth::authorize))
         .route(
@@ -96,6 +97,8 @@ pub(crate) fn app(store: Store, events: MqttEventLayer) -> Router {
         .route("/api/v1/version", get(version))
         .fallback(no_route)
         .with_state(store)
+        // For handlers that publish events outside requests (a device disconnecting).
+        .layer(axum::Extension(handle))
         // Once, last: it wraps every route and the fallback and sees the full request path.
         .layer(events)
 }

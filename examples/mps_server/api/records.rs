@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
+use mps_mqtt_events::{EventDetails, EventType};
 use serde_json::{Value, json};
 
 use super::devices::{Store, connected_device};
@@ -107,6 +108,19 @@ pub(crate) async fn add_alarm(
     ))
 }
 
+/// MPS's soft fail for an alarm the device does not have: a 404 that is not the CIRA check's,
+/// which only the handler can tell.
+static ALARM_NOT_FOUND: EventDetails = EventDetails::new()
+    .kind(EventType::Fail)
+    .methods("AMT_AlarmOccurrences")
+    .message("Alarm occurrence delete request: alarm not found");
+
+/// MPS's soft fail for a delete request without a `Name`.
+static INVALID_ALARM_REQUEST: EventDetails = EventDetails::new()
+    .kind(EventType::Fail)
+    .methods("AMT_AlarmOccurrences")
+    .message("Invalid alarm occurrence request");
+
 /// `{"Name": "..."}`: deletes the occurrence of that name; an unknown one is a 404.
 pub(crate) async fn delete_alarm(
     State(store): State<Store>,
@@ -119,9 +133,11 @@ pub(crate) async fn delete_alarm(
         Some("nightly-update") => Ok(Json(json!({ "status": "Alarm occurrence deleted" }))),
         Some(name) => Err(ApiError::not_found(format!(
             "Alarm occurrence delete request: alarm {name:?} not found"
-        ))),
-        None => Err(ApiError::bad_request(
-            "Invalid alarm occurrence request: Name is required",
-        )),
+        ))
+        .with_details(&ALARM_NOT_FOUND)),
+        None => Err(
+            ApiError::bad_request("Invalid alarm occurrence request: Name is required")
+                .with_details(&INVALID_ALARM_REQUEST),
+        ),
     }
 }
