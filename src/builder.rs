@@ -7,13 +7,14 @@ use crate::config::{
     Config, DEFAULT_CONNECT_TIMEOUT, DEFAULT_KEEP_ALIVE, DEFAULT_QUEUE_CAPACITY,
     DEFAULT_RECONNECT_MAX, DEFAULT_RECONNECT_MIN, DEFAULT_TOPIC, ENV_ADDRESS, ENV_CLIENT_ID,
     ENV_QOS, ENV_QUEUE_CAPACITY, ENV_TOPIC, Qos, check_capacity, default_client_id, parse_address,
-    parse_capacity, parse_qos, redact, validate_client_id, validate_topic,
+    parse_capacity, parse_qos, redact, validate_client_id,
 };
 use crate::config::{ENV_PROFILE, Profile, Secret, parse_profile};
 use crate::error::ConfigError;
 use crate::layer::MqttEventLayer;
 use crate::publisher::PublisherTask;
 use crate::secure::{Named, SecureSettings};
+use crate::topic::TopicTemplate;
 
 /// A raw value and the name of the setting it came from, for error messages.
 #[derive(Clone)]
@@ -149,7 +150,9 @@ impl Builder {
     }
 
     /// The topic events are published on. Overrides `MPS_MQTT_TOPIC`. Defaults to
-    /// `mps/events`, where existing MPS subscribers listen.
+    /// `mps/events`, where existing MPS subscribers listen. Levels `{type}`, `{guid}` and
+    /// `{method}` take each event's values, e.g. `mps/events/{type}/{guid}` (`none` for an
+    /// event without a guid); only fixed words and validated UUIDs reach a topic.
     pub fn topic(mut self, topic: impl Into<String>) -> Self {
         self.topic = Some(Setting {
             name: "topic",
@@ -364,8 +367,8 @@ impl Builder {
             return Ok(None);
         };
         let topic = match self.topic {
-            Some(t) => validate_topic(t.name, t.value)?,
-            None => DEFAULT_TOPIC.to_owned(),
+            Some(t) => TopicTemplate::parse(t.name, t.value)?,
+            None => TopicTemplate::parse("topic", DEFAULT_TOPIC.to_owned())?,
         };
         let client_id = match self.client_id {
             Some(c) => validate_client_id(c.name, c.value)?,

@@ -222,7 +222,7 @@ impl fmt::Display for BrokerAddress {
 #[derive(Debug, Clone)]
 pub(crate) struct Config {
     pub(crate) broker: BrokerAddress,
-    pub(crate) topic: String,
+    pub(crate) topic: crate::topic::TopicTemplate,
     pub(crate) qos: Qos,
     pub(crate) client_id: String,
     pub(crate) queue_capacity: usize,

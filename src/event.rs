@@ -6,6 +6,7 @@ use std::borrow::Cow;
 use crate::mps;
 use crate::record::{Outcome, Record};
 use crate::routes::{self, Guid, INTERNAL_ERROR, Route};
+use crate::topic::TopicValues;
 
 /// The `type` of an event, as MPS writes it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -180,6 +181,20 @@ impl<'a> EventView<'a> {
         };
         let described = said.over((kind, mps.message, mps.operation));
         Some(Self::with(record, described, guid, timestamp, id))
+    }
+
+    /// What the event puts into a topic template.
+    pub(crate) fn topic_values(&self) -> TopicValues<'a> {
+        let kind = match self.kind {
+            EventType::Request => "request",
+            EventType::Success => "success",
+            EventType::Fail => "fail",
+        };
+        TopicValues {
+            kind,
+            guid: self.guid,
+            method: self.methods[0],
+        }
     }
 
     /// An event outside HTTP ([`PublisherHandle::try_publish`](crate::PublisherHandle::try_publish)):

@@ -86,6 +86,7 @@ mod routes;
 mod secure;
 #[cfg(feature = "tls")]
 mod tls;
+mod topic;
 
 pub use builder::Builder;
 pub use config::{DEFAULT_QUEUE_CAPACITY, MAX_QUEUE_CAPACITY, Profile, Qos};

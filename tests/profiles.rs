@@ -27,7 +27,11 @@ async fn call(layer: &MqttEventLayer, method: &str, path: &str, status: u16) {
         .uri(path)
         .body(())
         .expect("a request");
-    let response = layer.layer(inner).oneshot(request).await.expect("infallible");
+    let response = layer
+        .layer(inner)
+        .oneshot(request)
+        .await
+        .expect("infallible");
     assert_eq!(response.status().as_u16(), status);
 }
 
@@ -39,9 +43,7 @@ async fn received(subscriber: &mut Subscriber, n: usize) -> Vec<Value> {
         .into_iter()
         .map(|event| {
             let mut payload = event.payload;
-            let timestamp = payload
-                .as_object_mut()
-                .and_then(|o| o.remove("timestamp"));
+            let timestamp = payload.as_object_mut().and_then(|o| o.remove("timestamp"));
             assert!(timestamp.is_some_and(|t| t.is_u64()), "{payload}");
             payload
         })
@@ -61,11 +63,29 @@ async fn the_mps_profile_publishes_mps_events_in_mps_order_and_nothing_else() {
         .expect("valid config");
     let handle = layer.handle();
 
-    call(&layer, "GET", &format!("/api/v1/amt/hardwareInfo/{GUID}"), 200).await;
+    call(
+        &layer,
+        "GET",
+        &format!("/api/v1/amt/hardwareInfo/{GUID}"),
+        200,
+    )
+    .await;
     call(&layer, "GET", "/api/v1/devices", 200).await; // MPS publishes nothing
-    call(&layer, "POST", &format!("/api/v1/amt/power/action/{GUID}"), 200).await;
+    call(
+        &layer,
+        "POST",
+        &format!("/api/v1/amt/power/action/{GUID}"),
+        200,
+    )
+    .await;
     call(&layer, "GET", &format!("/api/v1/amt/features/{GUID}"), 404).await;
-    call(&layer, "GET", &format!("/api/v1/amt/power/state/{GUID}"), 500).await;
+    call(
+        &layer,
+        "GET",
+        &format!("/api/v1/amt/power/state/{GUID}"),
+        500,
+    )
+    .await;
     call(&layer, "GET", "/not/mps", 200).await; // outside MPS's routes
     handle.flush(WAIT).await.expect("delivered");
 
@@ -106,4 +126,42 @@ async fn mps_id_and_http_add_our_fields_to_the_mps_profile() {
     assert_eq!(events[0]["http"]["path"], "/api/v1/amt/log/audit/:guid");
     // A request event is published for the start of the request: no status yet.
     assert_eq!(events[0]["http"]["status"], Value::Null);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn topic_templates_put_type_guid_and_method_into_the_topic() {
+    let broker = Broker::start();
+    let base = unique_topic("templates");
+    let mut subscriber = Subscriber::connect(&broker.url(), &format!("{base}/#")).await;
+    let layer = MqttEventLayer::builder()
+        .address(broker.url())
+        .topic(format!("{base}/{{type}}/{{guid}}/{{method}}"))
+        .build()
+        .expect("valid config");
+    call(
+        &layer,
+        "POST",
+        &format!("/api/v1/amt/power/action/{GUID}"),
+        200,
+    )
+    .await;
+    call(&layer, "GET", "/api/v1/devices", 500).await;
+    layer.handle().flush(WAIT).await.expect("delivered");
+    let topics: Vec<String> = subscriber
+        .collect(2, WAIT)
+        .await
+        .into_iter()
+        .map(|event| event.topic)
+        .collect();
+    assert_eq!(
+        topics,
+        [
+            format!("{base}/success/{GUID}/AMT_PowerAction"),
+            format!("{base}/fail/none/getAllDevices"),
+        ]
+    );
+    assert_eq!(
+        layer.handle().topic(),
+        Some(format!("{base}/{{type}}/{{guid}}/{{method}}").as_str())
+    );
 }

@@ -57,7 +57,7 @@ fn defaults_apply_when_only_the_address_is_set() {
     let config = from_vars(&[(ENV_ADDRESS, "mqtt://mosquitto:8883")])
         .expect("valid")
         .expect("enabled");
-    assert_eq!(config.topic, DEFAULT_TOPIC);
+    assert_eq!(config.topic.as_str(), DEFAULT_TOPIC);
     assert_eq!(config.qos, Qos::AtLeastOnce);
     assert_eq!(config.queue_capacity, DEFAULT_QUEUE_CAPACITY);
     assert!(config.client_id.starts_with("mps-"), "{}", config.client_id);
@@ -84,7 +84,7 @@ fn reads_every_variable() {
     .expect("enabled");
     assert_eq!(config.broker.host, "broker");
     assert_eq!(config.broker.port, 1884);
-    assert_eq!(config.topic, "site/a/events");
+    assert_eq!(config.topic.as_str(), "site/a/events");
     assert_eq!(config.qos, Qos::AtMostOnce);
     assert_eq!(config.client_id, "mps-replica-1");
     assert_eq!(config.queue_capacity, 16);
@@ -114,7 +114,7 @@ fn code_setters_override_the_environment() {
         (config.broker.host.as_str(), config.broker.port),
         ("from-code", 1999)
     );
-    assert_eq!(config.topic, "code/topic");
+    assert_eq!(config.topic.as_str(), "code/topic");
     assert_eq!(config.qos, Qos::AtLeastOnce);
     assert_eq!(config.queue_capacity, 7);
 }

@@ -33,7 +33,7 @@ impl Link {
     pub(crate) fn new(config: Config) -> Self {
         let shared = Arc::new(Shared::new(config.queue_capacity, config.qos));
         let (control, receiver) = mpsc::channel(CONTROL_CAPACITY);
-        let topic = config.topic.clone();
+        let topic = config.topic.as_str().to_owned();
         let broker = config.broker.to_string();
         let profile = config.profile;
         let future = worker::run(Arc::clone(&shared), config, receiver);
@@ -61,7 +61,7 @@ impl Link {
         &self.control
     }
 
-    /// The topic events are published on.
+    /// The topic events are published on, as configured (a template if it has placeholders).
     pub(crate) fn topic(&self) -> &str {
         &self.topic
     }

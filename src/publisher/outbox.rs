@@ -14,6 +14,7 @@ use crate::config::{Config, Profile, Qos};
 use crate::details;
 use crate::event::{EventId, EventView};
 use crate::record::WallClock;
+use crate::topic::TopicTemplate;
 
 /// Most bytes buffered for one write: events beyond it wait for the socket.
 const BATCH_BYTES: usize = 64 * 1024;
@@ -46,6 +47,8 @@ pub(crate) struct Outbox {
     /// JSON of the events; each payload is split off it, so encoding does not allocate.
     payload: BytesMut,
     profile: Profile,
+    /// The topic with placeholders, rendered per event; `None` when it is fixed.
+    template: Option<TopicTemplate>,
     /// `id` and `http` in `mps` profile events too.
     mps_id_and_http: bool,
     encode_failure_logged: bool,
@@ -53,7 +56,8 @@ pub(crate) struct Outbox {
 
 impl Outbox {
     pub(crate) fn new(shared: Arc<Shared>, config: &Config) -> Self {
-        let (topic, qos) = (config.topic.clone(), config.qos);
+        let qos = config.qos;
+        let topic = config.topic.fixed().unwrap_or_default().to_owned();
         Self {
             shared,
             publish: Publish::from_bytes(topic, qos.to_rumqttc(), bytes::Bytes::new()),
@@ -63,6 +67,7 @@ impl Outbox {
             instance: crate::random::u64(),
             payload: BytesMut::with_capacity(BATCH_BYTES),
             profile: config.profile,
+            template: config.topic.fixed().is_none().then(|| config.topic.clone()),
             mps_id_and_http: config.mps_id_and_http,
             encode_failure_logged: false,
         }
@@ -143,6 +148,9 @@ impl Outbox {
             }
         };
         let event = event.ok_or(())?;
+        if let Some(template) = &self.template {
+            template.render(event.topic_values(), &mut self.publish.topic);
+        }
         serde_json::to_writer((&mut self.payload).writer(), &event).map_err(|_| ())?;
         self.publish.payload = self.payload.split().freeze();
         self.publish.dup = entry.sent && self.qos == Qos::AtLeastOnce;

@@ -42,7 +42,7 @@ pub(crate) async fn run(shared: Arc<Shared>, config: Config, control: mpsc::Rece
     }
     tracing::info!(
         broker = %config.broker,
-        topic = %config.topic,
+        topic = %config.topic.as_str(),
         qos = ?config.qos,
         client_id = %config.client_id,
         "MQTT eventing on"
