@@ -9,8 +9,10 @@ use crate::config::{
     ENV_QOS, ENV_QUEUE_CAPACITY, ENV_TOPIC, Qos, check_capacity, default_client_id, parse_address,
     parse_capacity, parse_qos, redact, validate_client_id,
 };
-use crate::config::{ENV_PROFILE, Profile, Secret, parse_profile};
+use crate::config::{ENV_EXCLUDE, ENV_ONLY, ENV_PROFILE, Profile, Secret, parse_profile};
 use crate::error::ConfigError;
+use crate::event::EventType;
+use crate::filter::{Filter, parse_types};
 use crate::layer::MqttEventLayer;
 use crate::publisher::PublisherTask;
 use crate::secure::{Named, SecureSettings};
@@ -55,6 +57,8 @@ pub struct Builder {
     secure: SecureSettings,
     profile: Profile,
     mps_id_and_http: bool,
+    exclude: Option<Setting<Vec<String>>>,
+    only: Option<Vec<EventType>>,
 }
 
 impl fmt::Debug for Builder {
@@ -74,6 +78,8 @@ impl fmt::Debug for Builder {
             .field("secure", &self.secure)
             .field("profile", &self.profile)
             .field("mps_id_and_http", &self.mps_id_and_http)
+            .field("exclude", &self.exclude.as_ref().map(|e| &e.value))
+            .field("only", &self.only)
             .finish()
     }
 }
@@ -114,6 +120,16 @@ impl Builder {
                 name: ENV_TOPIC,
                 value,
             });
+        }
+        if let Some(value) = lookup(ENV_EXCLUDE)? {
+            let templates = value.split(',').map(str::to_owned).collect();
+            builder.exclude = Some(Setting {
+                name: ENV_EXCLUDE,
+                value: templates,
+            });
+        }
+        if let Some(value) = lookup(ENV_ONLY)? {
+            builder.only = Some(parse_types(ENV_ONLY, &value)?);
         }
         if let Some(value) = lookup(ENV_PROFILE)? {
             builder.profile = parse_profile(ENV_PROFILE, &value)?;
@@ -227,6 +243,27 @@ impl Builder {
     /// exactly MPS's own stream. Overrides `MPS_MQTT_PROFILE` (`all` or `mps`).
     pub fn profile(mut self, profile: Profile) -> Self {
         self.profile = profile;
+        self
+    }
+
+    /// Leaves out the events of these routes, by template (e.g. `/api/v1/health`; every
+    /// method of the template). Overrides `MPS_MQTT_EXCLUDE` (comma-separated). A left-out
+    /// event is no event: it is counted nowhere.
+    pub fn exclude_routes<T: Into<String>>(
+        mut self,
+        templates: impl IntoIterator<Item = T>,
+    ) -> Self {
+        self.exclude = Some(Setting {
+            name: "exclude_routes",
+            value: templates.into_iter().map(Into::into).collect(),
+        });
+        self
+    }
+
+    /// Publishes only events of these types (e.g. `[EventType::Fail]`). Overrides
+    /// `MPS_MQTT_ONLY` (comma-separated `request`, `success`, `fail`). Defaults to all.
+    pub fn only_types(mut self, types: impl IntoIterator<Item = EventType>) -> Self {
+        self.only = Some(types.into_iter().collect());
         self
     }
 
@@ -399,6 +436,13 @@ impl Builder {
             Some(t) => t,
             None => DEFAULT_CONNECT_TIMEOUT,
         };
+        let mut filter = Filter::default();
+        if let Some(exclude) = &self.exclude {
+            filter = filter.exclude_routes(exclude.name, &exclude.value)?;
+        }
+        if let Some(only) = &self.only {
+            filter = filter.only(only.iter().copied());
+        }
         let credentials = self.secure.credentials(address.name, &broker)?;
         let tls = self.secure.tls(address.name, &broker)?;
         Ok(Some(Config {
@@ -413,6 +457,7 @@ impl Builder {
             credentials,
             profile: self.profile,
             mps_id_and_http: self.mps_id_and_http,
+            filter,
             tls,
         }))
     }

@@ -16,6 +16,10 @@ pub(crate) const ENV_TOPIC: &str = "MPS_MQTT_TOPIC";
 pub(crate) const ENV_QOS: &str = "MPS_MQTT_QOS";
 /// MQTT client id.
 pub(crate) const ENV_CLIENT_ID: &str = "MPS_MQTT_CLIENT_ID";
+/// Route templates whose events are left out, comma-separated.
+pub(crate) const ENV_EXCLUDE: &str = "MPS_MQTT_EXCLUDE";
+/// Event types published, comma-separated (`request`, `success`, `fail`).
+pub(crate) const ENV_ONLY: &str = "MPS_MQTT_ONLY";
 /// Which events a request publishes: `all` or `mps`.
 pub(crate) const ENV_PROFILE: &str = "MPS_MQTT_PROFILE";
 /// Number of events the queue holds before it drops new ones.
@@ -223,6 +227,8 @@ impl fmt::Display for BrokerAddress {
 pub(crate) struct Config {
     pub(crate) broker: BrokerAddress,
     pub(crate) topic: crate::topic::TopicTemplate,
+    /// Routes left out and event types kept.
+    pub(crate) filter: crate::filter::Filter,
     pub(crate) qos: Qos,
     pub(crate) client_id: String,
     pub(crate) queue_capacity: usize,
@@ -358,27 +364,6 @@ pub(crate) fn redact(raw: &str) -> String {
         return raw.to_owned();
     };
     format!("{}***{}", &raw[..start + colon + 1], &raw[start + at..])
-}
-
-pub(crate) fn validate_topic(name: &'static str, topic: String) -> Result<String, ConfigError> {
-    let reason = if topic.is_empty() {
-        "the topic is empty"
-    } else if topic.contains(['+', '#']) {
-        "wildcards + and # are for subscribing, not publishing"
-    } else if topic.contains('\0') {
-        "the topic contains NUL"
-    } else if topic.starts_with('$') {
-        "topics starting with $ are reserved for the broker"
-    } else if topic.len() > usize::from(u16::MAX) {
-        "the topic is longer than 65535 bytes"
-    } else {
-        return Ok(topic);
-    };
-    Err(ConfigError::InvalidTopic {
-        name,
-        value: topic,
-        reason,
-    })
 }
 
 pub(crate) fn validate_client_id(name: &'static str, id: String) -> Result<String, ConfigError> {

@@ -148,6 +148,16 @@ pub enum ConfigError {
         /// The value as given.
         value: String,
     },
+    /// A route or event type to filter by is not one this crate knows.
+    #[error("invalid {name} {value:?}: {reason}")]
+    InvalidFilter {
+        /// The environment variable or setter that held the value.
+        name: &'static str,
+        /// The value as given.
+        value: String,
+        /// What is accepted.
+        reason: &'static str,
+    },
     /// A yes/no variable holds something else.
     #[error("invalid {name} {value:?}: expected 1 or 0 (or true/false, yes/no, on/off)")]
     InvalidFlag {

@@ -8,6 +8,7 @@ use tokio::time::Instant;
 
 use crate::details::{self, EventDetails};
 use crate::error::{FlushError, TryPublishError};
+use crate::event::EventType;
 use crate::publisher::{Admission, Control, Link, ShutdownReport, Stats};
 use crate::record::{MethodName, Outcome, Record};
 use crate::routes::Guid;
@@ -77,8 +78,8 @@ impl PublisherHandle {
     /// ([`EventDetails::REDIRECTION_ENDED`]), with the device's `guid` (left out unless it is
     /// a UUID). It goes through the same bounded queue, with the same counters and
     /// guarantees as the events of requests, and never waits: a full queue drops it.
-    /// Publishes nothing when eventing is off. Cheap to call from any thread; the handle is
-    /// cheap to clone.
+    /// Publishes nothing when eventing is off or [`Builder::only_types`](crate::Builder::only_types)
+    /// leaves its type out. Cheap to call from any thread; the handle is cheap to clone.
     ///
     /// ```
     /// # let handle = mps_mqtt_events::MqttEventLayer::disabled().handle();
@@ -99,6 +100,12 @@ impl PublisherHandle {
         let Some(link) = &self.link else {
             return Ok(());
         };
+        if !link
+            .filter()
+            .keeps(details.kind.unwrap_or(EventType::Success))
+        {
+            return Ok(());
+        }
         let guid = guid.and_then(Guid::new);
         let now = std::time::Instant::now();
         let get = MethodName::of(&http::Method::GET);

@@ -13,6 +13,7 @@ use tower_service::Service;
 
 use crate::config::{Config, Profile};
 use crate::details::{self, EventDetails};
+use crate::event::EventType;
 use crate::handle::PublisherHandle;
 use crate::mps;
 use crate::publisher::{Link, PublisherTask};
@@ -202,6 +203,13 @@ impl Capture {
         }
     }
 
+    /// Whether the filter keeps an event of the type `kind` works out (only asked when the
+    /// filter keeps some types and not others).
+    fn keeps(&self, kind: impl FnOnce() -> EventType) -> bool {
+        let filter = self.link.filter();
+        filter.keeps_every_type() || filter.keeps(kind())
+    }
+
     /// The record of the outcome, with the handler's details.
     fn outcome_record(&self, outcome: Outcome, finished: Instant) -> Record {
         let mut record = Record::new(self.route, self.method, outcome, self.start, finished);
@@ -223,7 +231,7 @@ impl Capture {
             plan.request = route.is_some_and(|r| r.mps.request.is_some());
             plan.outcome = true;
         }
-        if plan.request {
+        if plan.request && self.keeps(|| EventType::Request) {
             let started = Record::new(
                 self.route,
                 self.method,
@@ -233,7 +241,18 @@ impl Capture {
             );
             self.link.push(started);
         }
-        if plan.outcome {
+        let kind = || {
+            let said = route.map(|r| match mps::describe(r, outcome).kind {
+                mps::Kind::Request => EventType::Request,
+                mps::Kind::Success => EventType::Success,
+                mps::Kind::Fail => EventType::Fail,
+            });
+            self.details
+                .and_then(|d| d.kind)
+                .or(said)
+                .unwrap_or(EventType::Fail)
+        };
+        if plan.outcome && self.keeps(kind) {
             self.link.push(self.outcome_record(outcome, finished));
         }
     }
@@ -246,13 +265,23 @@ impl Drop for Capture {
         } else {
             self.outcome
         };
-        if self.details.is_some_and(|d| d.silent) {
+        if self.details.is_some_and(|d| d.silent) || self.link.filter().excludes_route(self.route.0)
+        {
             return;
         }
         let finished = Instant::now();
         match self.link.profile() {
             Profile::All => {
-                self.link.push(self.outcome_record(outcome, finished));
+                let kind = || {
+                    let said = self.details.and_then(|d| d.kind);
+                    said.unwrap_or(match outcome {
+                        Outcome::Status(status) if status < 400 => EventType::Success,
+                        _ => EventType::Fail,
+                    })
+                };
+                if self.keeps(kind) {
+                    self.link.push(self.outcome_record(outcome, finished));
+                }
             }
             Profile::Mps => self.push_mps(outcome, finished),
         }

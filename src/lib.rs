@@ -76,6 +76,7 @@ mod config;
 mod details;
 mod error;
 mod event;
+mod filter;
 mod handle;
 mod layer;
 mod mps;

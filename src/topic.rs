@@ -5,11 +5,33 @@
 
 use std::fmt::Write as _;
 
-use crate::config::validate_topic;
 use crate::error::ConfigError;
 
 /// The segment a `{guid}` becomes for an event without a guid.
 pub(crate) const NO_GUID: &str = "none";
+
+/// Checks a topic one publishes to: not empty, no wildcard, no NUL, no leading `$`, not
+/// longer than MQTT allows.
+pub(crate) fn validate_topic(name: &'static str, topic: String) -> Result<String, ConfigError> {
+    let reason = if topic.is_empty() {
+        "the topic is empty"
+    } else if topic.contains(['+', '#']) {
+        "wildcards + and # are for subscribing, not publishing"
+    } else if topic.contains('\0') {
+        "the topic contains NUL"
+    } else if topic.starts_with('$') {
+        "topics starting with $ are reserved for the broker"
+    } else if topic.len() > usize::from(u16::MAX) {
+        "the topic is longer than 65535 bytes"
+    } else {
+        return Ok(topic);
+    };
+    Err(ConfigError::InvalidTopic {
+        name,
+        value: topic,
+        reason,
+    })
+}
 
 /// One piece of a template.
 #[derive(Debug, Clone, PartialEq, Eq)]

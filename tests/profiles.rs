@@ -165,3 +165,35 @@ async fn topic_templates_put_type_guid_and_method_into_the_topic() {
         Some(format!("{base}/{{type}}/{{guid}}/{{method}}").as_str())
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn filters_leave_out_routes_and_types_before_anything_is_queued() {
+    let broker = Broker::start();
+    let topic = unique_topic("filters");
+    let mut subscriber = Subscriber::connect(&broker.url(), &topic).await;
+    let layer = MqttEventLayer::builder()
+        .address(broker.url())
+        .topic(&topic)
+        .exclude_routes(["/api/v1/health"])
+        .only_types([mps_mqtt_events::EventType::Fail])
+        .build()
+        .expect("valid config");
+    let handle = layer.handle();
+    call(&layer, "GET", "/api/v1/health", 500).await; // route left out
+    call(&layer, "GET", "/api/v1/devices", 200).await; // a success: type left out
+    call(&layer, "GET", "/api/v1/devices", 404).await; // kept
+    handle.flush(WAIT).await.expect("delivered");
+    let events = received(&mut subscriber, 1).await;
+    assert_eq!(events[0]["type"], "fail");
+    assert_eq!(events[0]["http"]["path"], "/api/v1/devices");
+    let stats = handle.stats();
+    assert_eq!(
+        (
+            stats.enqueued,
+            stats.dropped_queue_full,
+            stats.dropped_closed
+        ),
+        (1, 0, 0),
+        "left-out events are counted nowhere: {stats:#?}"
+    );
+}

@@ -12,6 +12,7 @@ use super::state::Phase;
 use super::task::PublisherTask;
 use super::worker;
 use crate::config::{Config, Profile};
+use crate::filter::Filter;
 use crate::record::Record;
 
 /// Messages a handle can have in flight to the task before `send` waits.
@@ -27,6 +28,7 @@ pub(crate) struct Link {
     topic: String,
     broker: String,
     profile: Profile,
+    filter: Filter,
 }
 
 impl Link {
@@ -36,6 +38,7 @@ impl Link {
         let topic = config.topic.as_str().to_owned();
         let broker = config.broker.to_string();
         let profile = config.profile;
+        let filter = config.filter;
         let future = worker::run(Arc::clone(&shared), config, receiver);
         let task = PublisherTask::new(Arc::clone(&shared), future);
         Self {
@@ -45,7 +48,13 @@ impl Link {
             topic,
             broker,
             profile,
+            filter,
         }
+    }
+
+    /// Which events are published at all.
+    pub(crate) fn filter(&self) -> &Filter {
+        &self.filter
     }
 
     /// Which events a request publishes.
