@@ -9,14 +9,18 @@ use crate::config::{
     ENV_QOS, ENV_QUEUE_CAPACITY, ENV_TOPIC, Qos, check_capacity, default_client_id, parse_address,
     parse_capacity, parse_qos, redact, validate_client_id,
 };
-use crate::config::{ENV_EXCLUDE, ENV_ONLY, ENV_PROFILE, Profile, Secret, parse_profile};
+use crate::config::{
+    ENV_EXCLUDE, ENV_ONLY, ENV_PROFILE, ENV_RETAIN, ENV_STATUS_TOPIC, Profile, parse_profile,
+};
 use crate::error::ConfigError;
 use crate::event::EventType;
 use crate::filter::{Filter, parse_types};
 use crate::layer::MqttEventLayer;
 use crate::publisher::PublisherTask;
-use crate::secure::{Named, SecureSettings};
+use crate::secure::SecureSettings;
+use crate::secure::parse_flag;
 use crate::topic::TopicTemplate;
+use crate::topic::validate_topic;
 
 /// A raw value and the name of the setting it came from, for error messages.
 #[derive(Clone)]
@@ -59,6 +63,8 @@ pub struct Builder {
     mps_id_and_http: bool,
     exclude: Option<Setting<Vec<String>>>,
     only: Option<Vec<EventType>>,
+    status_topic: Option<Setting<String>>,
+    retain: bool,
 }
 
 impl fmt::Debug for Builder {
@@ -80,6 +86,11 @@ impl fmt::Debug for Builder {
             .field("mps_id_and_http", &self.mps_id_and_http)
             .field("exclude", &self.exclude.as_ref().map(|e| &e.value))
             .field("only", &self.only)
+            .field(
+                "status_topic",
+                &self.status_topic.as_ref().map(|t| &t.value),
+            )
+            .field("retain", &self.retain)
             .finish()
     }
 }
@@ -120,6 +131,15 @@ impl Builder {
                 name: ENV_TOPIC,
                 value,
             });
+        }
+        if let Some(value) = lookup(ENV_STATUS_TOPIC)?.filter(|v| !v.is_empty()) {
+            builder.status_topic = Some(Setting {
+                name: ENV_STATUS_TOPIC,
+                value,
+            });
+        }
+        if let Some(value) = lookup(ENV_RETAIN)? {
+            builder.retain = parse_flag(ENV_RETAIN, &value)?;
         }
         if let Some(value) = lookup(ENV_EXCLUDE)? {
             let templates = value.split(',').map(str::to_owned).collect();
@@ -239,124 +259,6 @@ impl Builder {
         self
     }
 
-    /// Which events a request publishes: [`Profile::All`] (the default) or [`Profile::Mps`],
-    /// exactly MPS's own stream. Overrides `MPS_MQTT_PROFILE` (`all` or `mps`).
-    pub fn profile(mut self, profile: Profile) -> Self {
-        self.profile = profile;
-        self
-    }
-
-    /// Leaves out the events of these routes, by template (e.g. `/api/v1/health`; every
-    /// method of the template). Overrides `MPS_MQTT_EXCLUDE` (comma-separated). A left-out
-    /// event is no event: it is counted nowhere.
-    pub fn exclude_routes<T: Into<String>>(
-        mut self,
-        templates: impl IntoIterator<Item = T>,
-    ) -> Self {
-        self.exclude = Some(Setting {
-            name: "exclude_routes",
-            value: templates.into_iter().map(Into::into).collect(),
-        });
-        self
-    }
-
-    /// Publishes only events of these types (e.g. `[EventType::Fail]`). Overrides
-    /// `MPS_MQTT_ONLY` (comma-separated `request`, `success`, `fail`). Defaults to all.
-    pub fn only_types(mut self, types: impl IntoIterator<Item = EventType>) -> Self {
-        self.only = Some(types.into_iter().collect());
-        self
-    }
-
-    /// Whether the events of [`Profile::Mps`] also carry `id` and `http` (defaults to
-    /// `false`: MPS's five fields only). The `all` profile always carries them.
-    pub fn mps_id_and_http(mut self, on: bool) -> Self {
-        self.mps_id_and_http = on;
-        self
-    }
-
-    /// The MQTT user name. Overrides `MPS_MQTT_USERNAME`. Give credentials either here (with
-    /// [`password`](Self::password) or [`password_file`](Self::password_file)) or as
-    /// `user:password@` in the address, not both: [`build`](Self::build) refuses the mix.
-    pub fn username(mut self, username: impl Into<String>) -> Self {
-        self.secure.username = Some(Named {
-            name: "username",
-            value: username.into(),
-        });
-        self
-    }
-
-    /// The MQTT password. Overrides `MPS_MQTT_PASSWORD`. It appears in no `Debug` output,
-    /// log, error or event.
-    pub fn password(mut self, password: impl Into<String>) -> Self {
-        self.secure.password = Some(Named {
-            name: "password",
-            value: Secret::new(password.into()),
-        });
-        self
-    }
-
-    /// A file holding the MQTT password, e.g. a container secret; one trailing newline is
-    /// not part of the password. Read by [`build`](Self::build). Overrides
-    /// `MPS_MQTT_PASSWORD_FILE`; setting both a password and a password file is refused.
-    pub fn password_file(mut self, path: impl Into<std::path::PathBuf>) -> Self {
-        self.secure.password_file = Some(Named {
-            name: "password_file",
-            value: path.into(),
-        });
-        self
-    }
-
-    /// A PEM file of the CA certificates to trust for an `mqtts://` broker, instead of the
-    /// platform's root certificates. Overrides `MPS_MQTT_CA_FILE`. Read by
-    /// [`build`](Self::build) and again at every connection, so a renewed file is used
-    /// without a restart.
-    pub fn ca_file(mut self, path: impl Into<std::path::PathBuf>) -> Self {
-        self.secure.ca_file = Some(Named {
-            name: "ca_file",
-            value: path.into(),
-        });
-        self
-    }
-
-    /// The client certificate (PEM, the chain may follow it) for mutual TLS; needs
-    /// [`client_key_file`](Self::client_key_file). Overrides `MPS_MQTT_CLIENT_CERT_FILE`.
-    /// Read at every connection, so a renewed certificate is used without a restart.
-    pub fn client_cert_file(mut self, path: impl Into<std::path::PathBuf>) -> Self {
-        self.secure.client_cert_file = Some(Named {
-            name: "client_cert_file",
-            value: path.into(),
-        });
-        self
-    }
-
-    /// The private key of the client certificate (PEM: PKCS#8, PKCS#1 RSA or SEC1 EC).
-    /// Overrides `MPS_MQTT_CLIENT_KEY_FILE`.
-    pub fn client_key_file(mut self, path: impl Into<std::path::PathBuf>) -> Self {
-        self.secure.client_key_file = Some(Named {
-            name: "client_key_file",
-            value: path.into(),
-        });
-        self
-    }
-
-    /// Skips verifying the broker's certificate: for test brokers with self-signed
-    /// certificates only, never in production. Logged as a warning at startup and at every
-    /// connection. Overrides `MPS_MQTT_TLS_INSECURE`. Defaults to `false`.
-    pub fn tls_insecure(mut self, insecure: bool) -> Self {
-        self.secure.tls_insecure = Some(Named {
-            name: "tls_insecure",
-            value: insecure,
-        });
-        self
-    }
-
-    /// ALPN protocols to offer in the TLS handshake, e.g. `["mqtt"]` for AWS IoT Core on
-    /// port 443. Defaults to none.
-    pub fn alpn<P: Into<Vec<u8>>>(mut self, protocols: impl IntoIterator<Item = P>) -> Self {
-        self.secure.alpn = protocols.into_iter().map(Into::into).collect();
-        self
-    }
-
     /// Checks every value and builds the layer; it is disabled when no address was given.
     ///
     /// # Errors
@@ -436,6 +338,10 @@ impl Builder {
             Some(t) => t,
             None => DEFAULT_CONNECT_TIMEOUT,
         };
+        let status_topic = match self.status_topic {
+            Some(t) => Some(validate_topic(t.name, t.value)?),
+            None => None,
+        };
         let mut filter = Filter::default();
         if let Some(exclude) = &self.exclude {
             filter = filter.exclude_routes(exclude.name, &exclude.value)?;
@@ -458,6 +364,8 @@ impl Builder {
             profile: self.profile,
             mps_id_and_http: self.mps_id_and_http,
             filter,
+            status_topic,
+            retain: self.retain,
             tls,
         }))
     }
@@ -501,6 +409,9 @@ impl MqttEventLayer {
         Builder::default()
     }
 }
+
+mod events;
+mod security;
 
 #[cfg(test)]
 mod tests;

@@ -16,6 +16,10 @@ pub(crate) const ENV_TOPIC: &str = "MPS_MQTT_TOPIC";
 pub(crate) const ENV_QOS: &str = "MPS_MQTT_QOS";
 /// MQTT client id.
 pub(crate) const ENV_CLIENT_ID: &str = "MPS_MQTT_CLIENT_ID";
+/// Topic of the retained online/offline status (birth message and last will); unset: none.
+pub(crate) const ENV_STATUS_TOPIC: &str = "MPS_MQTT_STATUS_TOPIC";
+/// `1` publishes events retained, so a new subscriber gets the last one of each topic.
+pub(crate) const ENV_RETAIN: &str = "MPS_MQTT_RETAIN";
 /// Route templates whose events are left out, comma-separated.
 pub(crate) const ENV_EXCLUDE: &str = "MPS_MQTT_EXCLUDE";
 /// Event types published, comma-separated (`request`, `success`, `fail`).
@@ -229,6 +233,10 @@ pub(crate) struct Config {
     pub(crate) topic: crate::topic::TopicTemplate,
     /// Routes left out and event types kept.
     pub(crate) filter: crate::filter::Filter,
+    /// Where the retained online/offline status goes, if anywhere.
+    pub(crate) status_topic: Option<String>,
+    /// Events published with the retain flag.
+    pub(crate) retain: bool,
     pub(crate) qos: Qos,
     pub(crate) client_id: String,
     pub(crate) queue_capacity: usize,

@@ -22,6 +22,7 @@ mod session;
 mod shared;
 mod state;
 mod stats;
+mod status;
 mod task;
 mod tracker;
 #[cfg(feature = "websocket")]

@@ -60,7 +60,11 @@ impl Outbox {
         let topic = config.topic.fixed().unwrap_or_default().to_owned();
         Self {
             shared,
-            publish: Publish::from_bytes(topic, qos.to_rumqttc(), bytes::Bytes::new()),
+            publish: {
+                let mut publish = Publish::from_bytes(topic, qos.to_rumqttc(), bytes::Bytes::new());
+                publish.retain = config.retain;
+                publish
+            },
             qos,
             tracker: Tracker::new(qos),
             taken: 0,

@@ -334,14 +334,18 @@ impl Session {
         }
     }
 
-    /// Ends the session cleanly with DISCONNECT, if everything buffered was written (a
-    /// half-written PUBLISH cannot be followed by another packet); waits until `deadline`
-    /// at most.
-    pub(crate) async fn disconnect(mut self, deadline: Instant) {
+    /// Ends the session cleanly with `farewell` (if any) and DISCONNECT, if everything
+    /// buffered was written (a half-written PUBLISH cannot be followed by another packet);
+    /// waits until `deadline` at most.
+    pub(crate) async fn disconnect(mut self, deadline: Instant, farewell: Option<&Publish>) {
         if !self.write.is_empty() {
             return;
         }
-        let mut out = BytesMut::with_capacity(2);
+        let mut out = BytesMut::with_capacity(256);
+        if let Some(farewell) = farewell {
+            // The broker publishes no last will after a DISCONNECT: say it ourselves.
+            let _ = farewell.write(&mut out);
+        }
         if Packet::Disconnect.write(&mut out, MAX_INCOMING).is_err() {
             return;
         }

@@ -21,6 +21,7 @@ use super::outbox::{Filled, Outbox};
 use super::session::{Session, SessionError};
 use super::shared::Shared;
 use super::state::Phase;
+use super::status::Status;
 use crate::config::Config;
 
 /// How long the task gives queued events when every layer, service and handle is dropped.
@@ -96,6 +97,8 @@ struct Worker {
     connect: Connect,
     connect_timeout: Duration,
     outbox: Outbox,
+    /// The retained online/offline status, if configured.
+    status: Option<Status>,
     backoff: Backoff,
     ever_connected: bool,
     connected_at: Instant,
@@ -132,9 +135,16 @@ impl Worker {
     fn new(shared: Arc<Shared>, config: Config, control: mpsc::Receiver<Control>) -> Self {
         let connector = Connector::new(&config);
         let outbox = Outbox::new(Arc::clone(&shared), &config);
-        let mut connect = Connect::new(config.client_id);
+        let mut connect = Connect::new(config.client_id.clone());
         connect.keep_alive = u16::try_from(config.keep_alive.as_secs()).unwrap_or(u16::MAX);
         connect.clean_session = true;
+        let status = config
+            .status_topic
+            .as_ref()
+            .map(|topic| Status::new(topic, &config.client_id));
+        if let Some(status) = &status {
+            connect.last_will = Some(status.will());
+        }
         if let Some(credentials) = &config.credentials {
             let password = credentials.password.as_ref().map_or("", |p| p.expose());
             connect.set_login(&credentials.username, password);
@@ -145,6 +155,7 @@ impl Worker {
             connect,
             connect_timeout: config.connect_timeout,
             outbox,
+            status,
             backoff: Backoff::new(config.reconnect),
             ever_connected: false,
             connected_at: Instant::now(),
@@ -221,6 +232,9 @@ impl Worker {
 
     /// Publishes over `session` until shutdown is due (`Ok`) or the connection fails.
     async fn serve(&mut self, session: &mut Session) -> Result<(), SessionError> {
+        if let Some(status) = &self.status {
+            session.publish(&status.online)?;
+        }
         let mut look_at = Instant::now();
         let mut busy_at = Instant::now();
         let mut rested = false;
@@ -382,8 +396,12 @@ impl Worker {
             .shutdown
             .unwrap_or_else(|| (Instant::now(), Vec::new()));
         if let Some(session) = session {
+            let farewell = self.status.as_ref().map(|status| &status.offline);
             session
-                .disconnect(deadline.max(Instant::now() + Duration::from_millis(20)))
+                .disconnect(
+                    deadline.max(Instant::now() + Duration::from_millis(20)),
+                    farewell,
+                )
                 .await;
         }
         let undelivered = self.shared.end(Phase::ShutDown, None).unwrap_or(0);
