@@ -45,6 +45,10 @@
 //! | `MPS_MQTT_CLIENT_ID` | `mps-<host>-<random>` | the MQTT client id, new per process |
 //! | `MPS_MQTT_QUEUE_CAPACITY` | `8192` ([`DEFAULT_QUEUE_CAPACITY`]) | events held while the broker is slow or away |
 //! | `MPS_MQTT_PROFILE` | `all` | `all`: one event per request; `mps`: exactly MPS's own events ([`Profile`]) |
+//! | `MPS_MQTT_EXCLUDE` | none | route templates whose events are left out, comma-separated |
+//! | `MPS_MQTT_ONLY` | all | event types published, comma-separated: `request`, `success`, `fail` |
+//! | `MPS_MQTT_STATUS_TOPIC` | none | topic of the retained online/offline status (birth and last will) |
+//! | `MPS_MQTT_RETAIN` | `0` | `1` publishes events retained |
 //! | `MPS_MQTT_USERNAME` | unset | the MQTT user name, instead of `user:password@` in the address |
 //! | `MPS_MQTT_PASSWORD` | unset | its password |
 //! | `MPS_MQTT_PASSWORD_FILE` | unset | a file holding the password; one trailing newline is trimmed |
@@ -54,8 +58,9 @@
 //! | `MPS_MQTT_TLS_INSECURE` | `0` | `1` skips verifying the broker's certificate (test brokers only) |
 //!
 //! Each has a [`Builder`] setter that overrides it; [`Builder::reconnect_backoff`],
-//! [`Builder::keep_alive`], [`Builder::connect_timeout`] and [`Builder::alpn`] exist only in
-//! code. Conflicting settings (credentials in the address and in the variables, a password
+//! [`Builder::keep_alive`], [`Builder::connect_timeout`], [`Builder::alpn`] and
+//! [`Builder::mps_id_and_http`] exist only in code. `MPS_MQTT_TOPIC` may be a template with
+//! `{type}`, `{guid}` and `{method}` levels. Conflicting settings (credentials in the address and in the variables, a password
 //! and a password file, a CA file for a plain address) are refused rather than guessed at.
 //!
 //! # Features
