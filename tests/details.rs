@@ -4,14 +4,11 @@
 
 mod support;
 
-use std::convert::Infallible;
 use std::time::Duration;
 
-use http::{Request, Response, StatusCode};
 use mps_mqtt_events::{EventDetails, EventType, MqttEventLayer, Profile, TryPublishError};
-use serde_json::{Value, json};
-use support::{Broker, Subscriber, unique_topic};
-use tower::{Layer, ServiceExt, service_fn};
+use serde_json::json;
+use support::{Broker, Subscriber, payloads, respond, unique_topic};
 
 const WAIT: Duration = Duration::from_secs(10);
 const GUID: &str = "4c4c4544-004b-4210-8033-b6c04f504633";
@@ -27,50 +24,6 @@ static ALARM_NOT_FOUND: EventDetails = EventDetails::new()
     .message("Alarm occurrence delete request: alarm not found");
 /// A validation error, which MPS answers without an event.
 static VALIDATION: EventDetails = EventDetails::SILENT;
-
-/// Sends `method path`; the handler answers `status` with `details` attached, if any.
-async fn call(
-    layer: &MqttEventLayer,
-    method: &str,
-    path: &str,
-    status: u16,
-    details: Option<&'static EventDetails>,
-) {
-    let inner = service_fn(move |_: Request<()>| async move {
-        let mut response = Response::new(());
-        *response.status_mut() = StatusCode::from_u16(status).expect("a status");
-        if let Some(details) = details {
-            details.attach(&mut response);
-        }
-        Ok::<_, Infallible>(response)
-    });
-    let request = Request::builder()
-        .method(method)
-        .uri(path)
-        .body(())
-        .expect("a request");
-    let response = layer
-        .layer(inner)
-        .oneshot(request)
-        .await
-        .expect("infallible");
-    assert_eq!(response.status().as_u16(), status);
-}
-
-/// The next `n` events, timestamps checked and removed, then nothing more.
-async fn received(subscriber: &mut Subscriber, n: usize) -> Vec<Value> {
-    let events = subscriber.collect(n, WAIT).await;
-    subscriber.assert_quiet(Duration::from_millis(300)).await;
-    events
-        .into_iter()
-        .map(|event| {
-            let mut payload = event.payload;
-            let object = payload.as_object_mut().expect("an object");
-            assert!(object.remove("timestamp").is_some_and(|t| t.is_u64()));
-            payload
-        })
-        .collect()
-}
 
 async fn setup(test: &str, profile: Profile) -> (Broker, Subscriber, MqttEventLayer) {
     let broker = Broker::start();
@@ -90,12 +43,12 @@ async fn handler_details_say_what_happened_in_the_mps_profile() {
     let (_broker, mut subscriber, layer) = setup("details_mps", Profile::Mps).await;
     let state = format!("/api/v1/amt/power/state/{GUID}");
     let alarms = format!("/api/v1/amt/alarmOccurrences/{GUID}");
-    call(&layer, "GET", &state, 400, Some(&POWER_STATE_FAILED)).await;
-    call(&layer, "DELETE", &alarms, 404, Some(&ALARM_NOT_FOUND)).await;
-    call(&layer, "GET", &state, 400, Some(&VALIDATION)).await; // silent, as in MPS
+    respond(&layer, "GET", &state, 400, Some(&POWER_STATE_FAILED)).await;
+    respond(&layer, "DELETE", &alarms, 404, Some(&ALARM_NOT_FOUND)).await;
+    respond(&layer, "GET", &state, 400, Some(&VALIDATION)).await; // silent, as in MPS
     layer.handle().flush(WAIT).await.expect("delivered");
     assert_eq!(
-        received(&mut subscriber, 4).await,
+        payloads(&mut subscriber, 4, WAIT).await,
         [
             json!({"type":"request","message":"Power State requested","methods":["AMT_PowerState"],"guid":GUID}),
             json!({"type":"fail","message":"Power State request failed","methods":["AMT_PowerState"],"guid":GUID}),
@@ -109,11 +62,11 @@ async fn handler_details_say_what_happened_in_the_mps_profile() {
 async fn handler_details_replace_the_one_event_of_the_all_profile() {
     let (_broker, mut subscriber, layer) = setup("details_all", Profile::All).await;
     let alarms = format!("/api/v1/amt/alarmOccurrences/{GUID}");
-    call(&layer, "DELETE", &alarms, 404, Some(&ALARM_NOT_FOUND)).await;
-    call(&layer, "GET", "/api/v1/devices", 400, Some(&VALIDATION)).await;
-    call(&layer, "GET", "/api/v1/devices", 200, None).await;
+    respond(&layer, "DELETE", &alarms, 404, Some(&ALARM_NOT_FOUND)).await;
+    respond(&layer, "GET", "/api/v1/devices", 400, Some(&VALIDATION)).await;
+    respond(&layer, "GET", "/api/v1/devices", 200, None).await;
     layer.handle().flush(WAIT).await.expect("delivered");
-    let events = received(&mut subscriber, 2).await;
+    let events = payloads(&mut subscriber, 2, WAIT).await;
     assert_eq!(events[0]["type"], "fail");
     assert_eq!(
         events[0]["message"],
@@ -142,7 +95,7 @@ async fn events_outside_http_go_through_the_same_queue() {
         .try_publish(&EventDetails::REDIRECTION_STARTED, None)
         .expect("queued");
     handle.flush(WAIT).await.expect("delivered");
-    let mut events = received(&mut subscriber, 3).await;
+    let mut events = payloads(&mut subscriber, 3, WAIT).await;
     for event in &mut events {
         let object = event.as_object_mut().expect("an object");
         assert!(
@@ -179,7 +132,7 @@ async fn events_outside_http_in_the_mps_profile_have_mps_fields_only() {
         .expect("queued");
     handle.flush(WAIT).await.expect("delivered");
     assert_eq!(
-        received(&mut subscriber, 1).await,
+        payloads(&mut subscriber, 1, WAIT).await,
         [
             json!({"type":"fail","message":"CIRA Connection Failed","methods":["CIRA_Connected"],"guid":GUID})
         ]

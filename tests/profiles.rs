@@ -3,52 +3,14 @@
 
 mod support;
 
-use std::convert::Infallible;
 use std::time::Duration;
 
-use http::{Request, Response, StatusCode};
 use mps_mqtt_events::{MqttEventLayer, Profile};
 use serde_json::{Value, json};
-use support::{Broker, Subscriber, unique_topic};
-use tower::{Layer, ServiceExt, service_fn};
+use support::{Broker, Subscriber, payloads, respond, unique_topic};
 
 const WAIT: Duration = Duration::from_secs(10);
 const GUID: &str = "4c4c4544-004b-4210-8033-b6c04f504633";
-
-/// Sends `method path` through the layer, the inner service answering `status`.
-async fn call(layer: &MqttEventLayer, method: &str, path: &str, status: u16) {
-    let inner = service_fn(move |_: Request<()>| async move {
-        let mut response = Response::new(());
-        *response.status_mut() = StatusCode::from_u16(status).expect("a status");
-        Ok::<_, Infallible>(response)
-    });
-    let request = Request::builder()
-        .method(method)
-        .uri(path)
-        .body(())
-        .expect("a request");
-    let response = layer
-        .layer(inner)
-        .oneshot(request)
-        .await
-        .expect("infallible");
-    assert_eq!(response.status().as_u16(), status);
-}
-
-/// The events a subscriber receives, without their timestamps (checked to be numbers).
-async fn received(subscriber: &mut Subscriber, n: usize) -> Vec<Value> {
-    let events = subscriber.collect(n, WAIT).await;
-    subscriber.assert_quiet(Duration::from_millis(300)).await;
-    events
-        .into_iter()
-        .map(|event| {
-            let mut payload = event.payload;
-            let timestamp = payload.as_object_mut().and_then(|o| o.remove("timestamp"));
-            assert!(timestamp.is_some_and(|t| t.is_u64()), "{payload}");
-            payload
-        })
-        .collect()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_mps_profile_publishes_mps_events_in_mps_order_and_nothing_else() {
@@ -63,33 +25,43 @@ async fn the_mps_profile_publishes_mps_events_in_mps_order_and_nothing_else() {
         .expect("valid config");
     let handle = layer.handle();
 
-    call(
+    respond(
         &layer,
         "GET",
         &format!("/api/v1/amt/hardwareInfo/{GUID}"),
         200,
+        None,
     )
     .await;
-    call(&layer, "GET", "/api/v1/devices", 200).await; // MPS publishes nothing
-    call(
+    respond(&layer, "GET", "/api/v1/devices", 200, None).await; // MPS publishes nothing
+    respond(
         &layer,
         "POST",
         &format!("/api/v1/amt/power/action/{GUID}"),
         200,
+        None,
     )
     .await;
-    call(&layer, "GET", &format!("/api/v1/amt/features/{GUID}"), 404).await;
-    call(
+    respond(
+        &layer,
+        "GET",
+        &format!("/api/v1/amt/features/{GUID}"),
+        404,
+        None,
+    )
+    .await;
+    respond(
         &layer,
         "GET",
         &format!("/api/v1/amt/power/state/{GUID}"),
         500,
+        None,
     )
     .await;
-    call(&layer, "GET", "/not/mps", 200).await; // outside MPS's routes
+    respond(&layer, "GET", "/not/mps", 200, None).await; // outside MPS's routes
     handle.flush(WAIT).await.expect("delivered");
 
-    let events = received(&mut subscriber, 6).await;
+    let events = payloads(&mut subscriber, 6, WAIT).await;
     assert_eq!(
         events,
         [
@@ -117,9 +89,16 @@ async fn mps_id_and_http_add_our_fields_to_the_mps_profile() {
         .mps_id_and_http(true)
         .build()
         .expect("valid config");
-    call(&layer, "GET", &format!("/api/v1/amt/log/audit/{GUID}"), 200).await;
+    respond(
+        &layer,
+        "GET",
+        &format!("/api/v1/amt/log/audit/{GUID}"),
+        200,
+        None,
+    )
+    .await;
     layer.handle().flush(WAIT).await.expect("delivered");
-    let events = received(&mut subscriber, 1).await;
+    let events = payloads(&mut subscriber, 1, WAIT).await;
     assert_eq!(events[0]["message"], "Audit Log Requested");
     assert_eq!(events[0]["type"], "request");
     assert!(events[0]["id"].is_string(), "{}", events[0]);
@@ -138,14 +117,15 @@ async fn topic_templates_put_type_guid_and_method_into_the_topic() {
         .topic(format!("{base}/{{type}}/{{guid}}/{{method}}"))
         .build()
         .expect("valid config");
-    call(
+    respond(
         &layer,
         "POST",
         &format!("/api/v1/amt/power/action/{GUID}"),
         200,
+        None,
     )
     .await;
-    call(&layer, "GET", "/api/v1/devices", 500).await;
+    respond(&layer, "GET", "/api/v1/devices", 500, None).await;
     layer.handle().flush(WAIT).await.expect("delivered");
     let topics: Vec<String> = subscriber
         .collect(2, WAIT)
@@ -179,11 +159,11 @@ async fn filters_leave_out_routes_and_types_before_anything_is_queued() {
         .build()
         .expect("valid config");
     let handle = layer.handle();
-    call(&layer, "GET", "/api/v1/health", 500).await; // route left out
-    call(&layer, "GET", "/api/v1/devices", 200).await; // a success: type left out
-    call(&layer, "GET", "/api/v1/devices", 404).await; // kept
+    respond(&layer, "GET", "/api/v1/health", 500, None).await; // route left out
+    respond(&layer, "GET", "/api/v1/devices", 200, None).await; // a success: type left out
+    respond(&layer, "GET", "/api/v1/devices", 404, None).await; // kept
     handle.flush(WAIT).await.expect("delivered");
-    let events = received(&mut subscriber, 1).await;
+    let events = payloads(&mut subscriber, 1, WAIT).await;
     assert_eq!(events[0]["type"], "fail");
     assert_eq!(events[0]["http"]["path"], "/api/v1/devices");
     let stats = handle.stats();

@@ -176,3 +176,54 @@ pub async fn power_actions(
         assert_eq!(response.status(), 200, "request {index}");
     }
 }
+
+/// Sends `method path` straight through the layer; the inner service answers `status`, with
+/// `details` attached to its response if given.
+pub async fn respond(
+    layer: &mps_mqtt_events::MqttEventLayer,
+    method: &str,
+    path: &str,
+    status: u16,
+    details: Option<&'static mps_mqtt_events::EventDetails>,
+) {
+    use tower::{Layer, ServiceExt};
+    let inner = tower::service_fn(move |_: ::http::Request<()>| async move {
+        let mut response = ::http::Response::new(());
+        *response.status_mut() = ::http::StatusCode::from_u16(status).expect("a status");
+        if let Some(details) = details {
+            details.attach(&mut response);
+        }
+        Ok::<_, std::convert::Infallible>(response)
+    });
+    let request = ::http::Request::builder()
+        .method(method)
+        .uri(path)
+        .body(())
+        .expect("a request");
+    let response = layer
+        .layer(inner)
+        .oneshot(request)
+        .await
+        .expect("infallible");
+    assert_eq!(response.status().as_u16(), status);
+}
+
+/// The payloads of the next `n` events, each `timestamp` checked to be a number and removed,
+/// then nothing more for 300 ms.
+pub async fn payloads(
+    subscriber: &mut Subscriber,
+    n: usize,
+    timeout: Duration,
+) -> Vec<serde_json::Value> {
+    let events = subscriber.collect(n, timeout).await;
+    subscriber.assert_quiet(Duration::from_millis(300)).await;
+    events
+        .into_iter()
+        .map(|event| {
+            let mut payload = event.payload;
+            let timestamp = payload.as_object_mut().and_then(|o| o.remove("timestamp"));
+            assert!(timestamp.is_some_and(|t| t.is_u64()), "{payload}");
+            payload
+        })
+        .collect()
+}
