@@ -215,5 +215,8 @@ mod tests {
             attached(response.extensions()).expect("attached"),
             &A
         ));
+        // The constants attach as they are (promoted to statics), as the README shows.
+        EventDetails::SILENT.attach(&mut response);
+        assert!(attached(response.extensions()).expect("attached").silent);
     }
 }
