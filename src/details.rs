@@ -12,6 +12,7 @@ use http::Extensions;
 
 use crate::event::{EventType, Overrides};
 use crate::record::DetailsId;
+use crate::routes::Guid;
 
 /// What the event of a request says, set by its handler: the `type`, `message` and
 /// `methods` MPS's handlers choose, or that no event is published at all.
@@ -49,6 +50,10 @@ pub struct EventDetails {
 /// The extension a response carries: which details, by reference.
 #[derive(Debug, Clone, Copy)]
 struct Attached(&'static EventDetails);
+
+/// The extension a response carries: the device guid its handler names.
+#[derive(Debug, Clone, Copy)]
+struct AttachedGuid(Guid);
 
 impl EventDetails {
     /// Details that change nothing; set what should differ.
@@ -126,6 +131,19 @@ impl EventDetails {
     pub fn attach<B>(&'static self, response: &mut http::Response<B>) {
         response.extensions_mut().insert(Attached(self));
     }
+
+    /// Names the device of this request's event, replacing the guid of the path (or giving
+    /// one where the path has none, e.g. a device created from a request body). Only a guid
+    /// in UUID form is kept; returns whether it was. Works with or without details.
+    pub fn attach_guid<B>(response: &mut http::Response<B>, guid: &str) -> bool {
+        match Guid::new(guid).filter(|g| g.as_str().is_some()) {
+            Some(guid) => {
+                response.extensions_mut().insert(AttachedGuid(guid));
+                true
+            }
+            None => false,
+        }
+    }
 }
 
 impl Default for EventDetails {
@@ -162,6 +180,11 @@ pub(crate) fn id_of(details: &'static EventDetails) -> DetailsId {
     };
     // Below CAPACITY, so index + 1 fits.
     DetailsId(u8::try_from(index + 1).unwrap_or(0))
+}
+
+/// The guid attached to a response, if any.
+pub(crate) fn attached_guid(extensions: &Extensions) -> Option<Guid> {
+    extensions.get::<AttachedGuid>().map(|attached| attached.0)
 }
 
 /// The details attached to a response, if any; cheap when there are no extensions.

@@ -150,6 +150,7 @@ impl<'a> EventView<'a> {
         }
         let route = record.route().map(|id| &routes::ROUTES[usize::from(id)]);
         let guid = match route {
+            _ if record.guid_from_handler() => record.guid.as_ref().and_then(Guid::as_str),
             Some(r) if r.has_guid() => record.guid.as_ref().and_then(Guid::as_str),
             _ => None,
         };
@@ -175,7 +176,8 @@ impl<'a> EventView<'a> {
             mps::Kind::Success => EventType::Success,
             mps::Kind::Fail => EventType::Fail,
         };
-        let guid = match mps.guid && route.has_guid() {
+        let shown = record.guid_from_handler() || (mps.guid && route.has_guid());
+        let guid = match shown {
             true => record.guid.as_ref().and_then(Guid::as_str),
             false => None,
         };

@@ -167,7 +167,9 @@ where
         if let Some(mut capture) = this.capture.take() {
             capture.outcome = match &result {
                 Ok(response) => {
-                    capture.details = details::attached(response.extensions());
+                    let extensions = response.extensions();
+                    capture.details = details::attached(extensions);
+                    capture.handler_guid = details::attached_guid(extensions);
                     Outcome::Status(response.status().as_u16())
                 }
                 Err(_) => Outcome::ServiceError,
@@ -188,6 +190,7 @@ pub(crate) struct Capture {
     outcome: Outcome,
     /// What the handler attached to its response.
     details: Option<&'static EventDetails>,
+    handler_guid: Option<Guid>,
     start: Instant,
 }
 
@@ -199,6 +202,7 @@ impl Capture {
             method: MethodName::of(request.method()),
             outcome: Outcome::Cancelled,
             details: None,
+            handler_guid: None,
             start: Instant::now(),
         }
     }
@@ -215,6 +219,9 @@ impl Capture {
         let mut record = Record::new(self.route, self.method, outcome, self.start, finished);
         if let Some(details) = self.details {
             record.details = details::id_of(details);
+        }
+        if let Some(guid) = self.handler_guid {
+            record.set_guid_from_handler(guid);
         }
         record
     }

@@ -86,6 +86,18 @@ impl Record {
         (self.route != NO_ROUTE).then_some(self.route)
     }
 
+    /// Replaces the guid with one the handler set; it is shown even on a route whose path
+    /// has none.
+    pub(crate) fn set_guid_from_handler(&mut self, guid: Guid) {
+        self.guid = Some(guid);
+        self.method.0 |= HANDLER_GUID;
+    }
+
+    /// Whether the guid was set by the handler rather than taken from the path.
+    pub(crate) fn guid_from_handler(&self) -> bool {
+        self.method.0 & HANDLER_GUID != 0
+    }
+
     /// The request method's name.
     pub(crate) fn method(&self) -> &'static str {
         self.method.as_str()
@@ -101,9 +113,13 @@ impl Record {
     }
 }
 
-/// A standard method, in one byte; other methods are not echoed into events.
+/// A standard method, in one byte; other methods are not echoed into events. The byte's high
+/// bit is [`HANDLER_GUID`], so that the record keeps its size.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct MethodName(u8);
+
+/// Set in a record's [`MethodName`] byte when the handler set the guid.
+const HANDLER_GUID: u8 = 0x80;
 
 const METHOD_NAMES: [&str; 10] = [
     "GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", "CONNECT", "TRACE", "OTHER",
@@ -126,7 +142,7 @@ impl MethodName {
     }
 
     pub(crate) fn as_str(self) -> &'static str {
-        METHOD_NAMES[usize::from(self.0)]
+        METHOD_NAMES[usize::from(self.0 & !HANDLER_GUID)]
     }
 }
 

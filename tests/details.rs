@@ -148,3 +148,33 @@ fn try_publish_on_a_disabled_layer_does_nothing() {
     );
     assert_eq!(handle.stats().enqueued, 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_handler_can_name_the_device_of_its_event() {
+    use std::convert::Infallible;
+    use tower::{Layer, ServiceExt, service_fn};
+    const CREATED: &str = "8e1c1d8f-5b3a-4f4e-9f6c-2a7d3c9b0e51";
+    let (_broker, mut subscriber, layer) = setup("handler_guid", Profile::All).await;
+    // A device created from a request body: the path has no guid, the handler knows it.
+    let inner = service_fn(|_: http::Request<()>| async {
+        let mut response = http::Response::new(());
+        assert!(EventDetails::attach_guid(&mut response, CREATED));
+        assert!(
+            !EventDetails::attach_guid(&mut response, "not/a+guid#"),
+            "not a UUID"
+        );
+        Ok::<_, Infallible>(response)
+    });
+    let request = http::Request::post("/api/v1/devices")
+        .body(())
+        .expect("a request");
+    layer
+        .layer(inner)
+        .oneshot(request)
+        .await
+        .expect("infallible");
+    layer.handle().flush(WAIT).await.expect("delivered");
+    let events = payloads(&mut subscriber, 1, WAIT).await;
+    assert_eq!(events[0]["methods"], json!(["insertDevice"]));
+    assert_eq!(events[0]["guid"], CREATED, "{}", events[0]);
+}
