@@ -73,9 +73,11 @@
 //! None is on by default; an address whose scheme needs a feature that is not built is
 //! refused at startup, naming the feature.
 
-// Imports run one way: builder → layer → handle → publisher → event → record → routes;
-// config, error and random are imported by those that need them and import nothing of ours
-// but error.
+// Imports run one way, no two files importing each other: builder → layer → handle →
+// publisher → details → event → {mps, topic} → record → routes; filter → event; config →
+// {address, topic, filter}; secure → {config, tls}; tls → config; address, topic → error;
+// error and random import nothing of ours.
+mod address;
 mod builder;
 mod config;
 mod details;
