@@ -21,7 +21,7 @@ use support::logs::with_captured_logs;
 use support::scripted::{
     AckOrder, Acks, Published, Record, Script, ScriptedBroker, encode, garbage, oversized_header,
 };
-use support::{GUID_PREFIX, max_attempts, wait_until};
+use support::{GUID_PREFIX, assert_accounted, max_attempts, wait_until};
 
 /// Reconnect delays: short so that tests finish quickly, exponential so that storms show.
 const BACKOFF_MIN: Duration = Duration::from_millis(50);
@@ -73,15 +73,6 @@ fn first_copies(publishes: &[Published]) -> Vec<usize> {
         .filter(|p| seen.insert(event_id(p)))
         .map(|p| request_index(&p.payload))
         .collect()
-}
-
-#[track_caller]
-fn assert_accounted(stats: &Stats) {
-    assert_eq!(
-        stats.enqueued,
-        stats.delivered + stats.failed + stats.queue_len + stats.in_flight,
-        "enqueued == delivered + failed + queue_len + in_flight: {stats:#?}"
-    );
 }
 
 /// Flushes within [`WAIT`], then checks that all `n` events were delivered and none failed.

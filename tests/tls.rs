@@ -24,14 +24,17 @@ use std::path::Path;
 use std::process::{Command, Output};
 use std::time::Duration;
 
-use mps_mqtt_events::{Builder, MqttEventLayer, PublisherHandle, Stats};
+use mps_mqtt_events::{Builder, MqttEventLayer, PublisherHandle};
 use tracing::Level;
 
 use support::logs::with_captured_logs;
 use support::tls::{
     CLIENT_CN, CertFiles, Pki, acl_conf, acl_file, auth_conf, password_file, plain_listener,
 };
-use support::{Broker, GUID_PREFIX, Received, Subscriber, free_port, unique_topic, wait_until};
+use support::{
+    Broker, GUID_PREFIX, Received, Subscriber, assert_accounted, free_port, unique_topic,
+    wait_until,
+};
 
 /// Reconnect delays: short so that tests finish quickly, exponential so that a refusal is not
 /// retried in a storm.
@@ -132,15 +135,6 @@ fn indices(events: &[Received]) -> BTreeSet<usize> {
                 .unwrap_or_else(|| panic!("event without a test GUID: {}", e.raw))
         })
         .collect()
-}
-
-#[track_caller]
-fn assert_accounted(stats: &Stats) {
-    assert_eq!(
-        stats.enqueued,
-        stats.delivered + stats.failed + stats.queue_len + stats.in_flight,
-        "enqueued == delivered + failed + queue_len + in_flight: {stats:#?}"
-    );
 }
 
 /// Sends requests `indices`, then checks that the broker acknowledged them and the

@@ -24,7 +24,7 @@ use rumqttc::QoS;
 use serde_json::{Value, json};
 use tokio::sync::Notify;
 
-use support::{Broker, Received, ServerGuard, Subscriber};
+use support::{Broker, Received, ServerGuard, Subscriber, assert_accounted};
 
 /// A device that is "CIRA-connected": its power state is known.
 const GUID: &str = "4c4c4544-004b-4210-8033-b6c04f504633";
@@ -243,15 +243,6 @@ fn event_id(id: &str) -> Option<(&str, u64)> {
     let hex = instance.len() == 16 && instance.bytes().all(|b| b.is_ascii_hexdigit());
     let digits = !sequence.is_empty() && sequence.bytes().all(|b| b.is_ascii_digit());
     (hex && digits).then_some((instance, sequence.parse().ok()?))
-}
-
-/// Every accepted event is delivered, failed or pending.
-fn assert_accounted(stats: &Stats) {
-    assert_eq!(
-        stats.enqueued,
-        stats.delivered + stats.failed + stats.pending(),
-        "enqueued == delivered + failed + pending: {stats:#?}"
-    );
 }
 
 fn accounted(stats: &Stats) -> bool {

@@ -192,11 +192,7 @@ fn indices(events: &[Received]) -> BTreeSet<usize> {
 /// broker), since the counters are read one by one.
 #[track_caller]
 fn assert_accounted(stats: &Stats, requests: u64) {
-    assert_eq!(
-        stats.enqueued,
-        stats.delivered + stats.failed + stats.queue_len + stats.in_flight,
-        "enqueued == delivered + failed + queue_len + in_flight: {stats:#?}"
-    );
+    support::assert_accounted(stats);
     assert_eq!(
         requests,
         stats.enqueued + stats.dropped_queue_full + stats.dropped_closed,

@@ -42,6 +42,18 @@ pub use ports::{UnusedPort, free_port, refuses_connections};
 #[allow(unused_imports)]
 pub use subscriber::{Received, Subscriber};
 
+/// Every event the publisher accepted is delivered, failed or still pending. Call it when the
+/// publisher is quiet (after a flush or shutdown, or with no broker), since the counters are
+/// read one by one.
+#[track_caller]
+pub fn assert_accounted(stats: &mps_mqtt_events::Stats) {
+    assert_eq!(
+        stats.enqueued,
+        stats.delivered + stats.failed + stats.pending(),
+        "enqueued == delivered + failed + pending: {stats:#?}"
+    );
+}
+
 /// How often [`wait_until`] polls its condition.
 const WAIT_POLL: Duration = Duration::from_millis(10);
 
