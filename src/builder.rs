@@ -218,8 +218,9 @@ impl Builder {
     /// [`Stats::dropped_queue_full`](crate::Stats::dropped_queue_full)). Overrides
     /// `MPS_MQTT_QUEUE_CAPACITY`. Defaults to [`DEFAULT_QUEUE_CAPACITY`].
     ///
-    /// The queue is allocated up front, 64 bytes an event, and is the only buffer
-    /// that grows while the broker is away: choose the number of events to keep through
+    /// The queue is allocated up front, 72 bytes an event (plus at most
+    /// [`EventData::MAX_LEN`](crate::EventData::MAX_LEN) for an event whose handler added
+    /// data), and is the only buffer that grows while the broker is away: choose the number of events to keep through
     /// the longest outage you want to bridge (requests per second × seconds), within the
     /// memory you can spare.
     pub fn queue_capacity(mut self, capacity: usize) -> Self {

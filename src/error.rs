@@ -212,3 +212,31 @@ pub enum TryPublishError {
     #[error("the MQTT event publisher is not running; the event was dropped")]
     Closed,
 }
+
+/// Why [`EventData::new`](crate::EventData::new) refused a value.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum EventDataError {
+    /// The value is not a JSON object (`{...}`); wrap it, e.g. `{"returnValue": 2}`.
+    #[error("event data must be a JSON object, not {found}; wrap the value in an object")]
+    NotAnObject {
+        /// What the value is instead: `an array`, `a string`, `a number`, ...
+        found: &'static str,
+    },
+    /// The value is longer than [`EventData::MAX_LEN`](crate::EventData::MAX_LEN) bytes as
+    /// compact JSON; events are notifications, not payload transport: publish an id or a
+    /// summary instead.
+    #[error(
+        "event data is {len} bytes as JSON, more than the {max} allowed; publish a summary or an id instead"
+    )]
+    TooLong {
+        /// Its length as compact JSON.
+        len: usize,
+        /// The most allowed.
+        max: usize,
+    },
+    /// The value could not be serialized (a map with non-string keys, a failing `Serialize`
+    /// implementation).
+    #[error("event data could not be serialized to JSON: {0}")]
+    Serialize(#[from] serde_json::Error),
+}

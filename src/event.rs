@@ -1,8 +1,11 @@
-//! The event published for each request: MPS's fields, then an `http` object.
+//! The event published for each request: MPS's fields, then an `http` object and any data
+//! its handler added.
 
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 use std::borrow::Cow;
 
+use crate::data::EventData;
 use crate::mps;
 use crate::record::{Outcome, Record};
 use crate::routes::{self, Guid, INTERNAL_ERROR, Route};
@@ -55,6 +58,9 @@ pub struct Event {
     /// The HTTP exchange; absent in events published by MPS itself.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub http: Option<HttpInfo>,
+    /// The JSON object the handler added ([`EventData`](crate::EventData)), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data: Option<serde_json::Map<String, serde_json::Value>>,
 }
 
 /// The `http` object of an [`Event`].
@@ -108,6 +114,8 @@ pub(crate) struct EventView<'a> {
     id: Option<EventId>,
     #[serde(skip_serializing_if = "Option::is_none")]
     http: Option<HttpView>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    data: Option<&'a RawValue>,
 }
 
 /// What a handler said about its event ([`EventDetails`](crate::EventDetails)), replacing
@@ -235,6 +243,7 @@ impl<'a> EventView<'a> {
                 status,
                 latency_ms: micros as f64 / 1000.0,
             }),
+            data: record.data.as_deref().map(EventData::raw),
         }
     }
 }
@@ -265,6 +274,7 @@ impl Event {
                 status: http.status,
                 latency_ms: http.latency_ms,
             }),
+            data: None,
         }
     }
 }

@@ -6,6 +6,7 @@ use std::time::Duration;
 use tokio::sync::oneshot;
 use tokio::time::Instant;
 
+use crate::data::EventData;
 use crate::details::{self, EventDetails};
 use crate::error::{FlushError, TryPublishError};
 use crate::event::EventType;
@@ -97,6 +98,38 @@ impl PublisherHandle {
         details: &'static EventDetails,
         guid: Option<&str>,
     ) -> Result<(), TryPublishError> {
+        self.publish_external(details, guid, None)
+    }
+
+    /// [`try_publish`](Self::try_publish) with a JSON object as the event's `data`, e.g. the
+    /// address a device connected from.
+    ///
+    /// ```
+    /// # let handle = mps_mqtt_events::MqttEventLayer::disabled().handle();
+    /// use mps_mqtt_events::{EventData, EventDetails};
+    /// let data = EventData::new(&serde_json::json!({"peer": "192.0.2.7:4433"})).expect("an object");
+    /// handle.try_publish_with_data(&EventDetails::CIRA_CONNECTED, Some("4c4c4544-004b-4210-8033-b6c04f504633"), data)?;
+    /// # Ok::<(), mps_mqtt_events::TryPublishError>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As [`try_publish`](Self::try_publish).
+    pub fn try_publish_with_data(
+        &self,
+        details: &'static EventDetails,
+        guid: Option<&str>,
+        data: EventData,
+    ) -> Result<(), TryPublishError> {
+        self.publish_external(details, guid, Some(Box::new(data)))
+    }
+
+    fn publish_external(
+        &self,
+        details: &'static EventDetails,
+        guid: Option<&str>,
+        data: Option<Box<EventData>>,
+    ) -> Result<(), TryPublishError> {
         let Some(link) = &self.link else {
             return Ok(());
         };
@@ -111,6 +144,7 @@ impl PublisherHandle {
         let get = MethodName::of(&http::Method::GET);
         let mut record = Record::new((None, guid), get, Outcome::External, now, now);
         record.details = details::id_of(details);
+        record.data = data;
         match link.push(record) {
             Admission::Accepted => Ok(()),
             Admission::Full => Err(TryPublishError::QueueFull),

@@ -12,6 +12,7 @@ use tower_layer::Layer;
 use tower_service::Service;
 
 use crate::config::{Config, Profile};
+use crate::data::{self, EventData};
 use crate::details::{self, EventDetails};
 use crate::event::EventType;
 use crate::handle::PublisherHandle;
@@ -163,13 +164,14 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
-        let result = ready!(this.inner.poll(cx));
+        let mut result = ready!(this.inner.poll(cx));
         if let Some(mut capture) = this.capture.take() {
-            capture.outcome = match &result {
+            capture.outcome = match &mut result {
                 Ok(response) => {
-                    let extensions = response.extensions();
+                    let extensions = response.extensions_mut();
                     capture.details = details::attached(extensions);
                     capture.handler_guid = details::attached_guid(extensions);
+                    capture.data = data::take(extensions);
                     Outcome::Status(response.status().as_u16())
                 }
                 Err(_) => Outcome::ServiceError,
@@ -191,6 +193,8 @@ pub(crate) struct Capture {
     /// What the handler attached to its response.
     details: Option<&'static EventDetails>,
     handler_guid: Option<Guid>,
+    /// The data the handler added, taken from its response.
+    data: Option<Box<EventData>>,
     start: Instant,
 }
 
@@ -203,6 +207,7 @@ impl Capture {
             outcome: Outcome::Cancelled,
             details: None,
             handler_guid: None,
+            data: None,
             start: Instant::now(),
         }
     }
@@ -214,8 +219,8 @@ impl Capture {
         filter.keeps_every_type() || filter.keeps(kind())
     }
 
-    /// The record of the outcome, with the handler's details.
-    fn outcome_record(&self, outcome: Outcome, finished: Instant) -> Record {
+    /// The record of the outcome, with the handler's details and data.
+    fn outcome_record(&mut self, outcome: Outcome, finished: Instant) -> Record {
         let mut record = Record::new(self.route, self.method, outcome, self.start, finished);
         if let Some(details) = self.details {
             record.details = details::id_of(details);
@@ -223,6 +228,7 @@ impl Capture {
         if let Some(guid) = self.handler_guid {
             record.set_guid_from_handler(guid);
         }
+        record.data = self.data.take();
         record
     }
 }
@@ -230,7 +236,7 @@ impl Capture {
 impl Capture {
     /// The `mps` profile: MPS's `request` event (stamped with the start) and outcome event,
     /// each only where MPS publishes it.
-    fn push_mps(&self, outcome: Outcome, finished: Instant) {
+    fn push_mps(&mut self, outcome: Outcome, finished: Instant) {
         let route = self.route.0.map(|id| &routes::ROUTES[usize::from(id)]);
         let mut plan = mps::plan(route, outcome);
         if self.details.is_some() && route.is_some() {
@@ -260,7 +266,8 @@ impl Capture {
                 .unwrap_or(EventType::Fail)
         };
         if plan.outcome && self.keeps(kind) {
-            self.link.push(self.outcome_record(outcome, finished));
+            let record = self.outcome_record(outcome, finished);
+            self.link.push(record);
         }
     }
 }
@@ -287,7 +294,8 @@ impl Drop for Capture {
                     })
                 };
                 if self.keeps(kind) {
-                    self.link.push(self.outcome_record(outcome, finished));
+                    let record = self.outcome_record(outcome, finished);
+                    self.link.push(record);
                 }
             }
             Profile::Mps => self.push_mps(outcome, finished),

@@ -80,6 +80,7 @@
 mod address;
 mod builder;
 mod config;
+mod data;
 mod details;
 mod error;
 mod event;
@@ -98,8 +99,9 @@ mod topic;
 
 pub use builder::Builder;
 pub use config::{DEFAULT_QUEUE_CAPACITY, MAX_QUEUE_CAPACITY, Profile, Qos};
+pub use data::EventData;
 pub use details::EventDetails;
-pub use error::{ConfigError, FlushError, TryPublishError};
+pub use error::{ConfigError, EventDataError, FlushError, TryPublishError};
 pub use event::{Event, EventType, HttpInfo};
 pub use handle::PublisherHandle;
 pub use layer::{MqttEventLayer, MqttEventService, ResponseFuture};

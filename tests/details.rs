@@ -6,7 +6,9 @@ mod support;
 
 use std::time::Duration;
 
-use mps_mqtt_events::{EventDetails, EventType, MqttEventLayer, Profile, TryPublishError};
+use mps_mqtt_events::{
+    Event, EventData, EventDetails, EventType, MqttEventLayer, Profile, TryPublishError,
+};
 use serde_json::json;
 use support::{Broker, Subscriber, payloads, respond, unique_topic};
 
@@ -177,4 +179,81 @@ async fn a_handler_can_name_the_device_of_its_event() {
     let events = payloads(&mut subscriber, 1, WAIT).await;
     assert_eq!(events[0]["methods"], json!(["insertDevice"]));
     assert_eq!(events[0]["guid"], CREATED, "{}", events[0]);
+}
+
+/// Answers `path` with `status`, attaching `details` and `data` as a handler would.
+async fn respond_with_data(
+    layer: &MqttEventLayer,
+    path: &str,
+    status: u16,
+    details: Option<&'static EventDetails>,
+    data: EventData,
+) {
+    use std::convert::Infallible;
+    use tower::{Layer, ServiceExt, service_fn};
+    let inner = service_fn(move |_: http::Request<()>| {
+        let data = data.clone();
+        async move {
+            let mut response = http::Response::new(());
+            *response.status_mut() = http::StatusCode::from_u16(status).expect("a status");
+            if let Some(details) = details {
+                details.attach(&mut response);
+            }
+            data.attach(&mut response);
+            Ok::<_, Infallible>(response)
+        }
+    });
+    let request = http::Request::get(path).body(()).expect("a request");
+    let response = layer
+        .layer(inner)
+        .oneshot(request)
+        .await
+        .expect("infallible");
+    assert_eq!(response.status().as_u16(), status);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn handler_data_arrives_as_the_events_data_in_both_profiles() {
+    let state = format!("/api/v1/amt/power/state/{GUID}");
+    let answer = json!({"returnValue": 2, "returnValueStr": "NOT_READY"});
+    let data = EventData::new(&answer).expect("an object");
+    for profile in [Profile::All, Profile::Mps] {
+        let (_broker, mut subscriber, layer) = setup("handler_data", profile).await;
+        respond_with_data(&layer, &state, 400, Some(&POWER_STATE_FAILED), data.clone()).await;
+        respond(&layer, "GET", &state, 200, None).await;
+        layer.handle().flush(WAIT).await.expect("delivered");
+        let n = if profile == Profile::Mps { 4 } else { 2 };
+        let events = payloads(&mut subscriber, n, WAIT).await;
+        let with_data: Vec<_> = events.iter().filter(|e| e.get("data").is_some()).collect();
+        assert_eq!(
+            with_data.len(),
+            1,
+            "{profile:?}: only the outcome event: {events:?}"
+        );
+        assert_eq!(with_data[0]["data"], answer, "{profile:?}");
+        assert_eq!(with_data[0]["message"], "Power State request failed");
+        let mut payload = with_data[0].clone();
+        payload["timestamp"] = json!(0); // `payloads` checked and removed it
+        let event: Event = serde_json::from_value(payload).expect("an Event");
+        assert_eq!(
+            event.data.as_ref().map(|d| d["returnValue"].clone()),
+            Some(json!(2))
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn data_goes_with_an_event_outside_http() {
+    let (_broker, mut subscriber, layer) = setup("external_data", Profile::All).await;
+    let handle = layer.handle();
+    let data = EventData::new(&json!({"peer": "192.0.2.7:4433"})).expect("an object");
+    handle
+        .try_publish_with_data(&EventDetails::CIRA_CONNECTED, Some(GUID), data)
+        .expect("queued");
+    handle.flush(WAIT).await.expect("delivered");
+    let events = payloads(&mut subscriber, 1, WAIT).await;
+    assert_eq!(events[0]["methods"], json!(["CIRA_Connected"]));
+    assert_eq!(events[0]["guid"], GUID);
+    assert_eq!(events[0]["data"], json!({"peer": "192.0.2.7:4433"}));
+    assert!(events[0].get("http").is_none(), "{}", events[0]);
 }

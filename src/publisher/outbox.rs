@@ -121,7 +121,8 @@ impl Outbox {
                     };
                     self.taken += 1;
                     took += 1;
-                    Entry::new(self.taken - 1, record, clock.timestamp_ms(&record))
+                    let timestamp = clock.timestamp_ms(&record);
+                    Entry::new(self.taken - 1, record, timestamp)
                 }
             };
             if self.encode(&entry).is_err() {

@@ -4,6 +4,8 @@
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
+use axum::response::{IntoResponse, Response};
+use mps_mqtt_events::EventData;
 use serde_json::{Value, json};
 
 use super::devices::{Store, connected_device};
@@ -47,12 +49,13 @@ pub(crate) async fn power_state(
     Ok(Json(json!({ "powerstate": device.power_state })))
 }
 
-/// `{"action": N}`; as in MPS the body is validated before the device is looked up.
+/// `{"action": N}`; as in MPS the body is validated before the device is looked up. Its
+/// event carries `data: {"action": N}`, which MPS's does not, so subscribers see which action.
 pub(crate) async fn power_action(
     State(store): State<Store>,
     Path(guid): Path<String>,
     body: Bytes,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Response> {
     let body: Value = parse_body(&body)?;
     let action = match body.get("action") {
         None => return Err(ApiError::bad_request("action is required")),
@@ -70,9 +73,12 @@ pub(crate) async fn power_action(
         // Power off (8) and graceful off (12) leave the device off; everything else on.
         device.power_state = if matches!(action, 8 | 12) { 8 } else { 2 };
     }
-    Ok(Json(
-        json!({ "Body": { "ReturnValue": 0, "ReturnValueStr": "SUCCESS" } }),
-    ))
+    let mut response =
+        Json(json!({ "Body": { "ReturnValue": 0, "ReturnValueStr": "SUCCESS" } })).into_response();
+    if let Ok(data) = EventData::new(&json!({ "action": action })) {
+        data.attach(&mut response);
+    }
+    Ok(response)
 }
 
 pub(crate) async fn hardware_info(
