@@ -5,7 +5,9 @@
 //! when none answers; it times batches the queue can take and flushes between them, so it
 //! measures the accepted path while the publisher works on the other core: on 2 cores shared
 //! with Mosquitto it includes the request thread being preempted. `on_queued` times the same
-//! accepted path with the publisher not running, i.e. the request path alone.
+//! accepted path with the publisher not running, i.e. the request path alone;
+//! `on_queued_headers` and `on_queued_traceparent` the same with a client's usual headers,
+//! without and with a W3C `traceparent`.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -15,7 +17,7 @@ use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use http::{Method, Request, Response, Uri};
+use http::{HeaderMap, HeaderValue, Method, Request, Response, Uri};
 use mps_mqtt_events::MqttEventLayer;
 use tower::{Layer, Service, service_fn};
 
@@ -24,11 +26,36 @@ const CAPACITY: usize = 8192;
 /// Untimed calls of the `on` case after each flush.
 const WARM_UP: u64 = 64;
 
-fn request(uri: &Uri) -> Request<String> {
+fn request(uri: &Uri, headers: &HeaderMap) -> Request<String> {
     let mut request = Request::new(String::new());
     *request.method_mut() = Method::POST;
     *request.uri_mut() = uri.clone();
+    if !headers.is_empty() {
+        *request.headers_mut() = headers.clone();
+    }
     request
+}
+
+/// What a browser or curl sends with an API call, and, with `traceparent`, a W3C trace
+/// context as an OpenTelemetry-instrumented client adds it.
+fn typical_headers(traceparent: bool) -> HeaderMap {
+    let mut headers = HeaderMap::new();
+    for (name, value) in [
+        ("host", "mps.example.com:3000"),
+        ("user-agent", "curl/8.5.0"),
+        ("accept", "*/*"),
+        ("content-type", "application/json"),
+        ("authorization", "Bearer eyJhbGciOiJIUzI1NiJ9.e30.signature"),
+    ] {
+        headers.insert(name, HeaderValue::from_static(value));
+    }
+    if traceparent {
+        headers.insert(
+            "traceparent",
+            HeaderValue::from_static("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"),
+        );
+    }
+    headers
 }
 
 /// Polls a future that is ready at once (every service here answers without waiting).
@@ -48,8 +75,43 @@ where
     S: Service<Request<String>, Response = Response<B>>,
     S::Error: std::fmt::Debug,
 {
-    let response = ready(service.call(request(uri))).expect("infallible");
+    call_with(service, uri, &HeaderMap::new());
+}
+
+fn call_with<S, B>(service: &mut S, uri: &Uri, headers: &HeaderMap)
+where
+    S: Service<Request<String>, Response = Response<B>>,
+    S::Error: std::fmt::Debug,
+{
+    let response = ready(service.call(request(uri, headers))).expect("infallible");
     black_box(response);
+}
+
+/// Times calls whose events are accepted into the queue while the publisher task (from
+/// `build_pair`, never spawned) does not run, so nothing competes for the cores. A fresh
+/// layer per batch keeps the queue from filling; building it is not timed.
+fn queued(iters: u64, uri: &Uri, headers: &HeaderMap) -> Duration {
+    let mut timed = Duration::ZERO;
+    let mut left = iters;
+    while left > 0 {
+        let batch = left.min(CAPACITY as u64 - 1);
+        let (layer, task) = MqttEventLayer::builder()
+            .address("mqtt://127.0.0.1:1")
+            .queue_capacity(CAPACITY)
+            .build_pair()
+            .expect("valid config");
+        let mut queued = layer.layer(inner());
+        call_with(&mut queued, uri, headers);
+        let start = Instant::now();
+        for _ in 0..batch {
+            call_with(&mut queued, uri, headers);
+        }
+        timed += start.elapsed();
+        left -= batch;
+        assert_eq!(layer.handle().stats().dropped_queue_full, 0);
+        drop((queued, layer, task));
+    }
+    timed
 }
 
 fn inner() -> impl Service<Request<String>, Response = Response<String>, Error = Infallible> + Clone
@@ -128,33 +190,17 @@ fn per_request(c: &mut Criterion) {
         eprintln!("note: no broker at {address}; skipping per_request/on");
     }
 
-    // The request path alone: events are accepted into the queue, but the publisher task
-    // (from `build_pair`, never spawned) does not run, so nothing competes for the cores. A
-    // fresh layer per batch keeps the queue from filling; building it is not timed.
-    group.bench_function("on_queued", |b| {
-        b.iter_custom(|iters| {
-            let mut timed = Duration::ZERO;
-            let mut left = iters;
-            while left > 0 {
-                let batch = left.min(CAPACITY as u64 - 1);
-                let (layer, task) = MqttEventLayer::builder()
-                    .address("mqtt://127.0.0.1:1")
-                    .queue_capacity(CAPACITY)
-                    .build_pair()
-                    .expect("valid config");
-                let mut queued = layer.layer(inner());
-                call(&mut queued, &uri);
-                let start = Instant::now();
-                for _ in 0..batch {
-                    call(&mut queued, &uri);
-                }
-                timed += start.elapsed();
-                left -= batch;
-                assert_eq!(layer.handle().stats().dropped_queue_full, 0);
-                drop((queued, layer, task));
-            }
-            timed
-        })
+    // The request path alone (see `queued`); then with a client's usual headers, without
+    // and with a `traceparent`: the difference is what reading the trace context costs.
+    let none = HeaderMap::new();
+    group.bench_function("on_queued", |b| b.iter_custom(|n| queued(n, &uri, &none)));
+    let usual = typical_headers(false);
+    group.bench_function("on_queued_headers", |b| {
+        b.iter_custom(|n| queued(n, &uri, &usual))
+    });
+    let traced = typical_headers(true);
+    group.bench_function("on_queued_traceparent", |b| {
+        b.iter_custom(|n| queued(n, &uri, &traced))
     });
 
     // Nobody listens on port 1: the queue fills once and every later event is dropped.

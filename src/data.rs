@@ -19,7 +19,7 @@ use crate::error::EventDataError;
 ///
 /// // The device answered the power action with ReturnValue 2 (not ready).
 /// let data = EventData::new(&serde_json::json!({"returnValue": 2, "action": 10}))?;
-/// assert_eq!(data.as_json(), r#"{"returnValue":2,"action":10}"#);
+/// assert_eq!(data.as_json(), r#"{"action":10,"returnValue":2}"#);
 ///
 /// let mut response = Response::new("{}");
 /// *response.status_mut() = StatusCode::BAD_REQUEST;

@@ -58,6 +58,13 @@ pub struct Event {
     /// The HTTP exchange; absent in events published by MPS itself.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub http: Option<HttpInfo>,
+    /// The W3C trace id (32 lowercase hex digits) of the request's `traceparent` header, if
+    /// it had a valid one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trace_id: Option<String>,
+    /// The parent id (16 lowercase hex digits) of that header: the span of the caller.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub span_id: Option<String>,
     /// The JSON object the handler added ([`EventData`](crate::EventData)), if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub data: Option<serde_json::Map<String, serde_json::Value>>,
@@ -114,6 +121,10 @@ pub(crate) struct EventView<'a> {
     id: Option<EventId>,
     #[serde(skip_serializing_if = "Option::is_none")]
     http: Option<HttpView>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    trace_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    span_id: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     data: Option<&'a RawValue>,
 }
@@ -230,6 +241,8 @@ impl<'a> EventView<'a> {
             _ => None,
         };
         let micros = record.latency_us();
+        // Like `id` and `http`, only where the profile shows fields beyond MPS's.
+        let trace = id.and_then(|_| record.trace.ids());
         Self {
             kind,
             message,
@@ -243,6 +256,8 @@ impl<'a> EventView<'a> {
                 status,
                 latency_ms: micros as f64 / 1000.0,
             }),
+            trace_id: trace.map(|(trace_id, _)| trace_id),
+            span_id: trace.map(|(_, span_id)| span_id),
             data: record.data.as_deref().map(EventData::raw),
         }
     }
@@ -274,6 +289,8 @@ impl Event {
                 status: http.status,
                 latency_ms: http.latency_ms,
             }),
+            trace_id: None,
+            span_id: None,
             data: None,
         }
     }

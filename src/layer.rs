@@ -20,6 +20,7 @@ use crate::mps;
 use crate::publisher::{Link, PublisherTask};
 use crate::record::{MethodName, Outcome, Record};
 use crate::routes::{self, Guid, RouteId};
+use crate::trace::TraceIds;
 
 /// A Tower layer that publishes an MPS-compatible event to MQTT for every request.
 ///
@@ -195,6 +196,8 @@ pub(crate) struct Capture {
     handler_guid: Option<Guid>,
     /// The data the handler added, taken from its response.
     data: Option<Box<EventData>>,
+    /// The ids of the request's `traceparent` header.
+    trace: TraceIds,
     start: Instant,
 }
 
@@ -208,6 +211,7 @@ impl Capture {
             details: None,
             handler_guid: None,
             data: None,
+            trace: TraceIds::of(request.headers()),
             start: Instant::now(),
         }
     }
@@ -220,6 +224,7 @@ impl Capture {
     }
 
     /// The record of the outcome, with the handler's details and data.
+    #[inline(always)]
     fn outcome_record(&mut self, outcome: Outcome, finished: Instant) -> Record {
         let mut record = Record::new(self.route, self.method, outcome, self.start, finished);
         if let Some(details) = self.details {
@@ -229,6 +234,7 @@ impl Capture {
             record.set_guid_from_handler(guid);
         }
         record.data = self.data.take();
+        record.trace = self.trace;
         record
     }
 }
@@ -245,13 +251,14 @@ impl Capture {
             plan.outcome = true;
         }
         if plan.request && self.keeps(|| EventType::Request) {
-            let started = Record::new(
+            let mut started = Record::new(
                 self.route,
                 self.method,
                 Outcome::Started,
                 self.start,
                 self.start,
             );
+            started.trace = self.trace;
             self.link.push(started);
         }
         let kind = || {

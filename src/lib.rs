@@ -96,6 +96,7 @@ mod secure;
 #[cfg(feature = "tls")]
 mod tls;
 mod topic;
+mod trace;
 
 pub use builder::Builder;
 pub use config::{DEFAULT_QUEUE_CAPACITY, MAX_QUEUE_CAPACITY, Profile, Qos};

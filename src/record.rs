@@ -8,6 +8,7 @@ use http::Method;
 
 use crate::data::EventData;
 use crate::routes::{Guid, RouteId};
+use crate::trace::TraceIds;
 
 /// How a request ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -28,7 +29,7 @@ pub(crate) enum Outcome {
 }
 
 /// What the request path records: no heap unless a handler added [`EventData`] (one pointer),
-/// 64 bytes, so that a queue slot (with its 8-byte stamp) spans at most two cache lines.
+/// 112 bytes (120 with the queue's stamp).
 #[derive(Debug, Clone)]
 pub(crate) struct Record {
     /// The route's [`RouteId`], or [`NO_ROUTE`].
@@ -40,6 +41,8 @@ pub(crate) struct Record {
     pub(crate) outcome: Outcome,
     /// The JSON object the handler added, if any.
     pub(crate) data: Option<Box<EventData>>,
+    /// The ids of the request's `traceparent` header, if it had a valid one.
+    pub(crate) trace: TraceIds,
     latency_us: u32,
     /// When the response was ready, in nanoseconds since [`EPOCH`].
     finished_ns: u64,
@@ -79,6 +82,7 @@ impl Record {
             details: DetailsId::NONE,
             outcome,
             data: None,
+            trace: TraceIds::NONE,
             latency_us: u32::try_from(latency.as_micros()).unwrap_or(u32::MAX),
             finished_ns: u64::try_from(since_epoch.as_nanos()).unwrap_or(u64::MAX),
         }
@@ -181,9 +185,9 @@ mod tests {
 
     #[test]
     fn a_queued_record_stays_small() {
-        // The queue reserves one slot per event up front: 72 bytes with its stamp (the docs
+        // The queue reserves one slot per event up front: 120 bytes with its stamp (the docs
         // say so), handler data behind one pointer.
-        assert_eq!(std::mem::size_of::<Record>(), 64);
+        assert_eq!(std::mem::size_of::<Record>(), 112);
     }
 
     #[test]

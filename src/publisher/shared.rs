@@ -95,7 +95,7 @@ impl Shared {
 
     /// Hands one event to the publisher, or counts it as dropped. Never blocks. Says what
     /// became of it, and whether the task has yet to be spawned (the caller spawns it).
-    #[inline]
+    #[inline(always)]
     pub(crate) fn push(&self, record: Record) -> (Admission, bool) {
         let phase = self.lifecycle.phase();
         if !phase.accepts() {

@@ -1,0 +1,137 @@
+//! The request path in instructions, which `valgrind --tool=callgrind` counts the same on
+//! every run whatever else the machine does (criterion's nanoseconds on a shared 2-core
+//! machine move by tens of percent between runs).
+//!
+//! `request_path <case> <calls>` makes `<calls>` calls through one service and exits; run it
+//! twice under callgrind with different counts and divide the difference of the totals by
+//! the difference of the counts to get instructions per call, setup excluded:
+//!
+//! ```text
+//! cargo bench --bench request_path --no-run    # prints the binary's path
+//! for n in 20000 40000; do valgrind --tool=callgrind --callgrind-out-file=/dev/null \
+//!     target/release/deps/request_path-<hash> on_queued_traceparent $n 2>&1 | grep refs; done
+//! ```
+//!
+//! Cases: `bare` (no layer; `bare_headers` and `bare_traceparent` with the headers below),
+//! `off` (eventing off), `on_queued` (the event accepted into the
+//! queue; the publisher task is never run), `on_queued_headers` and `on_queued_traceparent`
+//! (the same request with a client's usual headers, without and with a W3C `traceparent`).
+//! Without arguments (as `cargo bench` runs it) it makes a few calls of each case and says so.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::hint::black_box;
+use std::pin::pin;
+use std::task::{Context, Poll, Waker};
+
+use http::{HeaderMap, HeaderValue, Method, Request, Response, Uri};
+use mps_mqtt_events::{MAX_QUEUE_CAPACITY, MqttEventLayer};
+use tower::{Layer, Service, service_fn};
+
+const PATH: &str = "/api/v1/amt/power/action/4c4c4544-004b-4210-8033-b6c04f504633";
+const CASES: [&str; 7] = [
+    "bare",
+    "bare_headers",
+    "bare_traceparent",
+    "off",
+    "on_queued",
+    "on_queued_headers",
+    "on_queued_traceparent",
+];
+
+/// The headers of a case: none, a client's usual ones, or those and a `traceparent`.
+fn headers(case: &str) -> HeaderMap {
+    let mut headers = HeaderMap::new();
+    if !case.ends_with("headers") && !case.ends_with("traceparent") {
+        return headers;
+    }
+    for (name, value) in [
+        ("host", "mps.example.com:3000"),
+        ("user-agent", "curl/8.5.0"),
+        ("accept", "*/*"),
+        ("content-type", "application/json"),
+        ("authorization", "Bearer eyJhbGciOiJIUzI1NiJ9.e30.signature"),
+    ] {
+        headers.insert(name, HeaderValue::from_static(value));
+    }
+    if case.ends_with("traceparent") {
+        headers.insert(
+            "traceparent",
+            HeaderValue::from_static("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"),
+        );
+    }
+    headers
+}
+
+/// Polls a future that is ready at once.
+fn ready<F: Future>(future: F) -> F::Output {
+    match pin!(future)
+        .as_mut()
+        .poll(&mut Context::from_waker(Waker::noop()))
+    {
+        Poll::Ready(output) => output,
+        Poll::Pending => panic!("the service must answer at once"),
+    }
+}
+
+/// Makes `calls` calls through `service`, each with its own request.
+fn run<S>(mut service: S, calls: u64, uri: &Uri, headers: &HeaderMap)
+where
+    S: Service<Request<String>, Response = Response<String>, Error = Infallible>,
+{
+    for _ in 0..calls {
+        let mut request = Request::new(String::new());
+        *request.method_mut() = Method::POST;
+        *request.uri_mut() = uri.clone();
+        if !headers.is_empty() {
+            *request.headers_mut() = headers.clone();
+        }
+        black_box(ready(service.call(request)).expect("infallible"));
+    }
+}
+
+fn case(name: &str, calls: u64) {
+    let uri = Uri::from_static(PATH);
+    let headers = headers(name);
+    let inner = service_fn(|_: Request<String>| async {
+        Ok::<_, Infallible>(Response::new(String::new()))
+    });
+    match name {
+        "bare" | "bare_headers" | "bare_traceparent" => run(inner, calls, &uri, &headers),
+        "off" => run(
+            MqttEventLayer::disabled().layer(inner),
+            calls,
+            &uri,
+            &headers,
+        ),
+        _ => {
+            let capacity = usize::try_from(calls + 1).unwrap_or(MAX_QUEUE_CAPACITY);
+            let (layer, _task) = MqttEventLayer::builder()
+                .address("mqtt://127.0.0.1:1")
+                .queue_capacity(capacity.clamp(1, MAX_QUEUE_CAPACITY))
+                .build_pair()
+                .expect("valid config");
+            run(layer.layer(inner), calls, &uri, &headers);
+            assert_eq!(layer.handle().stats().enqueued, calls, "every event queued");
+        }
+    }
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match args.as_slice() {
+        [name, calls] if CASES.contains(&name.as_str()) => {
+            let calls = calls.parse().expect("<calls> is a number");
+            case(name, calls);
+        }
+        _ => {
+            for name in CASES {
+                case(name, 100);
+            }
+            println!(
+                "request_path: ran {} cases; count instructions with valgrind (see its docs)",
+                CASES.len()
+            );
+        }
+    }
+}
