@@ -250,7 +250,12 @@ impl Page {
     /// # Panics
     ///
     /// When `timeout` passes first, naming `what` and the last value.
-    pub(crate) async fn wait_for(&mut self, what: &str, expression: &str, timeout: Duration) -> Value {
+    pub(crate) async fn wait_for(
+        &mut self,
+        what: &str,
+        expression: &str,
+        timeout: Duration,
+    ) -> Value {
         let deadline = Instant::now() + timeout;
         let max_polls = timeout.as_millis() / POLL.as_millis() + 1;
         let mut last = Value::Null;

@@ -14,6 +14,7 @@ mod chromium;
 mod example;
 mod output;
 
+use std::path::Path;
 use std::time::Duration;
 
 use serde_json::json;
@@ -105,18 +106,7 @@ async fn the_events_page_shows_every_request_live() {
         example.addr,
         url.as_deref().unwrap_or("embedded")
     );
-    let browser = Chromium::launch(&chromium_binary);
-    let mut page = Page::attach(&browser).await;
-    page.call(
-        "Emulation.setDeviceMetricsOverride",
-        json!({ "width": 1280, "height": 800, "deviceScaleFactor": 1, "mobile": false }),
-    )
-    .await;
-    page.call(
-        "Page.navigate",
-        json!({ "url": format!("http://{}/events", example.addr) }),
-    )
-    .await;
+    let (browser, mut page) = open_events_page(&chromium_binary, &example).await;
     page.wait_for(
         "the page's stream to be live",
         "document.getElementById('status')?.dataset.state === 'live'",
@@ -149,7 +139,7 @@ async fn the_events_page_shows_every_request_live() {
     traffic_for_the_screenshot(&mut page, &example).await;
     let png = page.screenshot().await;
     assert!(png.starts_with(b"\x89PNG"), "a PNG");
-    let path = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("events-page.png");
+    let path = Path::new(env!("CARGO_TARGET_TMPDIR")).join("events-page.png");
     std::fs::write(&path, &png).unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
     println!("screenshot: {}", path.display());
     if std::env::var(UPDATE_SCREENSHOT).as_deref() == Ok("1") {
@@ -164,6 +154,59 @@ async fn the_events_page_shows_every_request_live() {
     drop(page);
     drop(browser);
     drop(example);
+}
+
+#[tokio::test]
+async fn the_events_page_says_why_it_has_no_events() {
+    let Some(chromium_binary) = chromium::find() else {
+        return;
+    };
+    let example_binary = example::binary();
+    // MPS's "off" value: no publisher, so no subscriber either.
+    let example = Example::start(&example_binary, Some("false"), &unique_topic("browser-off"));
+    let (browser, mut page) = open_events_page(&chromium_binary, &example).await;
+    let reason = page
+        .wait_for(
+            "the page to say it has no live events",
+            "(() => { const s = document.getElementById('status'); \
+               const why = document.getElementById('reason'); \
+               return s.dataset.state === 'unavailable' && !why.hidden ? why.textContent : null; })()",
+            PAGE_TIMEOUT,
+        )
+        .await;
+    println!("eventing off, the page says: {reason}");
+    assert!(
+        reason.as_str().is_some_and(|r| r.contains("eventing off")),
+        "{reason}"
+    );
+    let delivered = page
+        .wait_for(
+            "the counters to say the publisher is off",
+            "document.getElementById('delivered').dataset.value === 'off' || null",
+            PAGE_TIMEOUT,
+        )
+        .await;
+    assert_eq!(delivered, true);
+    drop(page);
+    drop(browser);
+    drop(example);
+}
+
+/// Starts Chromium with a 1280x800 viewport on the example's `/events`.
+async fn open_events_page(chromium_binary: &Path, example: &Example) -> (Chromium, Page) {
+    let browser = Chromium::launch(chromium_binary);
+    let mut page = Page::attach(&browser).await;
+    page.call(
+        "Emulation.setDeviceMetricsOverride",
+        json!({ "width": 1280, "height": 800, "deviceScaleFactor": 1, "mobile": false }),
+    )
+    .await;
+    page.call(
+        "Page.navigate",
+        json!({ "url": format!("http://{}/events", example.addr) }),
+    )
+    .await;
+    (browser, page)
 }
 
 /// Sends `request`, waits for the new row with its guid, checks the row, and prints how long
@@ -286,7 +329,7 @@ async fn traffic_for_the_screenshot(page: &mut Page, example: &Example) {
         }
         sent += burst as u64;
         // Pacing, not synchronisation: spreads the bursts over several seconds of the chart.
-        tokio::time::sleep(Duration::from_millis(400)).await;
+        tokio::time::sleep(Duration::from_millis(700)).await;
     }
     let expected = (before + sent).min(200);
     page.wait_for(
