@@ -170,7 +170,7 @@ async fn the_events_page_says_why_it_has_no_events() {
             "the page to say it has no live events",
             "(() => { const s = document.getElementById('status'); \
                const why = document.getElementById('reason'); \
-               return s.dataset.state === 'unavailable' && !why.hidden ? why.textContent : null; })()",
+               return s?.dataset.state === 'unavailable' && !why?.hidden ? why.textContent : null; })()",
             PAGE_TIMEOUT,
         )
         .await;
@@ -204,6 +204,13 @@ async fn open_events_page(chromium_binary: &Path, example: &Example) -> (Chromiu
     page.call(
         "Page.navigate",
         json!({ "url": format!("http://{}/events", example.addr) }),
+    )
+    .await;
+    // Page.navigate answers before the new document has loaded.
+    page.wait_for(
+        "the events page to load",
+        "location.pathname === '/events' && document.readyState === 'complete'",
+        PAGE_TIMEOUT,
     )
     .await;
     (browser, page)
