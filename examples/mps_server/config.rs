@@ -100,7 +100,9 @@ impl fmt::Display for Mode {
 
 /// A broker the example's own subscriber can reach: plain MQTT over TCP, with a login.
 pub(crate) struct PlainBroker {
+    /// Host name or IP address, as in the address.
     pub(crate) host: String,
+    /// The address's port, 1883 when it names none.
     pub(crate) port: u16,
     /// User name and password, from the address or from `MPS_MQTT_USERNAME` and
     /// `MPS_MQTT_PASSWORD` (or `MPS_MQTT_PASSWORD_FILE`).

@@ -28,7 +28,9 @@ pub(crate) enum Feed {
     /// The subscriber runs: every event it receives, as compact JSON, and whether it is
     /// subscribed now.
     Live {
+        /// Each page subscribes to it; one that falls [`FEED_CAPACITY`] behind skips events.
         events: broadcast::Sender<Arc<str>>,
+        /// `true` between a granted SUBACK and the next connection error.
         subscribed: watch::Receiver<bool>,
     },
     /// No subscriber, and why (eventing off, a TLS or WebSocket broker).
@@ -39,7 +41,9 @@ pub(crate) enum Feed {
 /// events printed.
 #[derive(Debug)]
 pub(crate) struct Subscription {
+    /// What the events page shows.
     pub(crate) feed: Feed,
+    /// Events printed so far (embedded broker only).
     printed: Option<watch::Receiver<u64>>,
 }
 
@@ -119,6 +123,7 @@ impl Subscription {
     }
 }
 
+/// No subscriber: the page shows `reason`.
 fn unavailable(reason: String) -> Subscription {
     Subscription {
         feed: Feed::Unavailable(reason),

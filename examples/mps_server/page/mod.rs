@@ -38,8 +38,11 @@ const STATS_INTERVAL: Duration = Duration::from_secs(1);
 /// What every stream reads from.
 #[derive(Debug, Clone)]
 struct PageState {
+    /// The subscriber's events, or why there are none.
     feed: Feed,
+    /// The publisher, for its counters.
     handle: PublisherHandle,
+    /// Turns `true` when the server shuts down.
     stop: watch::Receiver<bool>,
 }
 
@@ -66,6 +69,7 @@ pub(crate) fn router(feed: Feed, handle: PublisherHandle) -> (Router, StopStream
     (router, StopStreams(stop_tx))
 }
 
+/// `GET /events`: the page itself; never cached, so a rebuilt example serves its new page.
 async fn page() -> ([(header::HeaderName, &'static str); 2], &'static str) {
     (
         [
@@ -76,6 +80,8 @@ async fn page() -> ([(header::HeaderName, &'static str); 2], &'static str) {
     )
 }
 
+/// `GET /events/stream`: one page's server-sent events, until the page goes away or the
+/// server shuts down ([`StopStreams`]).
 async fn stream(
     State(state): State<PageState>,
 ) -> Sse<impl Stream<Item = Result<SseEvent, Infallible>>> {
@@ -112,8 +118,10 @@ async fn stream(
 struct Cursor {
     /// `None` once the feed is unavailable or its subscriber stopped.
     events: Option<broadcast::Receiver<Arc<str>>>,
+    /// Whether the subscriber is subscribed; `None` without one.
     subscribed: Option<watch::Receiver<bool>>,
     handle: PublisherHandle,
+    /// When to send the next `stats`.
     ticker: Interval,
     stop: watch::Receiver<bool>,
     /// The `status` event, sent first.
@@ -122,8 +130,11 @@ struct Cursor {
 
 /// What woke a [`Cursor`] up.
 enum Wake {
+    /// The server shuts down.
     Stop,
+    /// The subscriber's next event, or how many this page skipped, or that it stopped.
     Received(Result<Arc<str>, RecvError>),
+    /// Time for `stats`.
     Tick,
 }
 
