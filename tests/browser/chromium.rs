@@ -22,6 +22,10 @@ const REQUIRE_BROWSER: &str = "MPS_MQTT_REQUIRE_BROWSER";
 const DEBIAN_CHROMIUM: &str = "/usr/bin/chromium";
 /// How long Chromium gets to print its DevTools address.
 const LAUNCH_TIMEOUT: Duration = Duration::from_secs(20);
+/// How long the browser's processes get to go after they were killed.
+const GROUP_EXIT_TIMEOUT: Duration = Duration::from_secs(5);
+/// How often drop checks whether they are gone.
+const GROUP_POLL: Duration = Duration::from_millis(20);
 /// How long one CDP command may take.
 const CALL_TIMEOUT: Duration = Duration::from_secs(15);
 /// Messages read while waiting for one reply (events in between are skipped).
@@ -72,7 +76,11 @@ impl Chromium {
     /// When it cannot start or prints no address within 20 s.
     pub(crate) fn launch(binary: &Path) -> Chromium {
         let profile = TempDir::new("mps-browser-profile");
-        let mut child = Command::new(binary)
+        let mut command = Command::new(binary);
+        // Its own process group, so that drop can kill its helper processes too.
+        #[cfg(unix)]
+        std::os::unix::process::CommandExt::process_group(&mut command, 0);
+        let mut child = command
             .args([
                 "--headless=new",
                 "--no-sandbox",
@@ -114,9 +122,35 @@ impl Chromium {
 }
 
 impl Drop for Chromium {
+    /// Kills the browser's process group (the browser and its GPU, network and renderer
+    /// processes), waits until the group is gone, then the profile is removed: a process
+    /// still writing into it would make the removal fail.
     fn drop(&mut self) {
+        let group = format!("-{}", self.child.id());
+        #[cfg(unix)]
+        let _ = Command::new("kill")
+            .args(["-KILL", "--", &group])
+            .stderr(Stdio::null())
+            .status();
         let _ = self.child.kill();
         let _ = self.child.wait();
+        #[cfg(unix)]
+        {
+            let deadline = Instant::now() + GROUP_EXIT_TIMEOUT;
+            let max_polls = GROUP_EXIT_TIMEOUT.as_millis() / GROUP_POLL.as_millis() + 1;
+            for _ in 0..max_polls {
+                // `kill -0` fails once no process of the group is left.
+                let alive = Command::new("kill")
+                    .args(["-0", "--", &group])
+                    .stderr(Stdio::null())
+                    .status()
+                    .is_ok_and(|status| status.success());
+                if !alive || Instant::now() >= deadline {
+                    break;
+                }
+                std::thread::sleep(GROUP_POLL);
+            }
+        }
         if std::thread::panicking() {
             eprintln!("chromium's last output:\n{}", self.output.tail());
         }
