@@ -118,6 +118,9 @@ async fn the_events_page_shows_every_request_live() {
     for request in &requests {
         check_row(&mut page, &example, request).await;
     }
+    // Loading the page itself publishes nothing (no /favicon.ico request reaches the API).
+    let rows = page.eval(ROW_COUNT).await;
+    assert_eq!(rows, requests.len(), "one row per request, no other");
     check_filters(&mut page).await;
     let delivered = page
         .wait_for(
