@@ -1,6 +1,6 @@
-//! Settings from the environment: where the server listens (`MPS_WEB_HOST`, `MPS_WEB_PORT`)
-//! and where the events go (`MPS_MQTT_ADDRESS`: the embedded demo broker, another broker, or
-//! off).
+//! Settings from the environment: where the server listens (`MPS_WEB_HOST`, `MPS_WEB_PORT`),
+//! where the events go (`MPS_MQTT_ADDRESS`: the embedded demo broker, another broker, or off)
+//! and whether the example's own subscriber can follow them there ([`PlainBroker`]).
 
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -12,6 +12,12 @@ use crate::output::Failure;
 
 /// The crate's variable that names the broker; unset here means the embedded demo broker.
 const ENV_ADDRESS: &str = "MPS_MQTT_ADDRESS";
+/// The crate's variables with the broker login when the address carries none.
+const ENV_USERNAME: &str = "MPS_MQTT_USERNAME";
+const ENV_PASSWORD: &str = "MPS_MQTT_PASSWORD";
+const ENV_PASSWORD_FILE: &str = "MPS_MQTT_PASSWORD_FILE";
+/// The MQTT port when the address names none.
+const DEFAULT_MQTT_PORT: u16 = 1883;
 /// Environment variable with the HTTP port, as in MPS.
 pub(crate) const ENV_WEB_PORT: &str = "MPS_WEB_PORT";
 /// Environment variable with the IP address to listen on (this example only).
@@ -31,8 +37,13 @@ pub(crate) enum Mode {
         broker: EmbeddedBroker,
         topic: String,
     },
-    /// `MPS_MQTT_ADDRESS` names a broker; the text is a `mosquitto_sub` command line.
-    External { watch: String },
+    /// `MPS_MQTT_ADDRESS` names a broker; `watch` is a `mosquitto_sub` command line, `feed`
+    /// where the example's subscriber connects to `topic`, or why it cannot (TLS, WebSocket).
+    External {
+        watch: String,
+        topic: String,
+        feed: Result<PlainBroker, String>,
+    },
     /// `MPS_MQTT_ADDRESS` is one of MPS's "off" values (`false`, `0`).
     Off,
 }
@@ -47,6 +58,8 @@ impl Events {
             let mode = match (handle.broker(), handle.topic()) {
                 (Some(broker), Some(topic)) => Mode::External {
                     watch: mosquitto_sub_command(broker, topic),
+                    topic: topic.to_owned(),
+                    feed: PlainBroker::from_env(),
                 },
                 _ => Mode::Off,
             };
@@ -73,7 +86,7 @@ impl fmt::Display for Mode {
                  {topic}; received events are printed as `event <topic> <json>`",
                 broker.url()
             ),
-            Mode::External { watch } => write!(
+            Mode::External { watch, .. } => write!(
                 f,
                 "publishing to the broker in {ENV_ADDRESS}; watch the events with: {watch}"
             ),
@@ -83,6 +96,101 @@ impl fmt::Display for Mode {
             ),
         }
     }
+}
+
+/// A broker the example's own subscriber can reach: plain MQTT over TCP, with a login.
+pub(crate) struct PlainBroker {
+    /// Host name or IP address, as in the address.
+    pub(crate) host: String,
+    /// The address's port, 1883 when it names none.
+    pub(crate) port: u16,
+    /// User name and password, from the address or from `MPS_MQTT_USERNAME` and
+    /// `MPS_MQTT_PASSWORD` (or `MPS_MQTT_PASSWORD_FILE`).
+    pub(crate) login: Option<(String, String)>,
+}
+
+impl PlainBroker {
+    /// Reads `MPS_MQTT_ADDRESS` again (the layer accepted it, so it parses) for the subscriber.
+    ///
+    /// # Errors
+    ///
+    /// Why the subscriber cannot follow: a TLS or WebSocket scheme, or an unreadable value;
+    /// the text is shown on the events page.
+    fn from_env() -> Result<PlainBroker, String> {
+        let raw =
+            std::env::var(ENV_ADDRESS).map_err(|_| format!("{ENV_ADDRESS} is not valid UTF-8"))?;
+        let url =
+            url::Url::parse(raw.trim()).map_err(|e| format!("cannot read {ENV_ADDRESS}: {e}"))?;
+        if !matches!(url.scheme(), "mqtt" | "tcp") {
+            return Err(format!(
+                "the events page follows plain mqtt:// brokers only, and {ENV_ADDRESS} is a \
+                 {}:// one; watch the events with mosquitto_sub",
+                url.scheme()
+            ));
+        }
+        let host = match url.host() {
+            Some(url::Host::Domain(domain)) => domain.to_owned(),
+            Some(url::Host::Ipv4(ip)) => ip.to_string(),
+            Some(url::Host::Ipv6(ip)) => ip.to_string(),
+            None => return Err(format!("{ENV_ADDRESS} names no host")),
+        };
+        let login = if url.username().is_empty() {
+            login_from_env()?
+        } else {
+            let password = url.password().unwrap_or_default();
+            Some((percent_decode(url.username()), percent_decode(password)))
+        };
+        Ok(PlainBroker {
+            host,
+            port: url.port().unwrap_or(DEFAULT_MQTT_PORT),
+            login,
+        })
+    }
+}
+
+/// `MPS_MQTT_USERNAME` with `MPS_MQTT_PASSWORD` or `MPS_MQTT_PASSWORD_FILE` (without one
+/// trailing newline, as the crate reads it).
+fn login_from_env() -> Result<Option<(String, String)>, String> {
+    let Some(user) = std::env::var(ENV_USERNAME).ok().filter(|u| !u.is_empty()) else {
+        return Ok(None);
+    };
+    let password = match (
+        std::env::var(ENV_PASSWORD),
+        std::env::var_os(ENV_PASSWORD_FILE),
+    ) {
+        (Ok(password), _) => password,
+        (Err(_), Some(file)) => {
+            let text = std::fs::read_to_string(&file)
+                .map_err(|e| format!("cannot read {ENV_PASSWORD_FILE}: {e}"))?;
+            let line = text.strip_suffix('\n').unwrap_or(&text);
+            line.strip_suffix('\r').unwrap_or(line).to_owned()
+        }
+        (Err(_), None) => String::new(),
+    };
+    Ok(Some((user, password)))
+}
+
+/// Undoes the percent-encoding the URL parser keeps in user names and passwords.
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = bytes
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok());
+        match (bytes[i], hex.and_then(|h| u8::from_str_radix(h, 16).ok())) {
+            (b'%', Some(byte)) => {
+                out.push(byte);
+                i += 3;
+            }
+            (byte, _) => {
+                out.push(byte);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// `mosquitto_sub -h HOST [-p PORT] -t 'TOPIC/#' -v` for the layer's (redacted) broker.

@@ -8,7 +8,9 @@
 //! ```
 //!
 //! With `MPS_MQTT_ADDRESS` unset this starts an in-process demo broker and prints every event
-//! it receives as `event mps/events {json}`. Then, in another terminal:
+//! it receives as `event mps/events {json}`; <http://localhost:3000/events> shows them live in
+//! a browser (a plain `mqtt://` broker in `MPS_MQTT_ADDRESS` works too). Then, in another
+//! terminal:
 //!
 //! ```not_rust
 //! curl localhost:3000/api/v1/devices
@@ -43,6 +45,7 @@ mod embedded_broker;
 mod api;
 mod config;
 mod output;
+mod page;
 mod shutdown;
 mod subscriber;
 
@@ -50,14 +53,14 @@ use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use tracing::{info, warn};
+use tracing::info;
 use tracing_subscriber::EnvFilter;
 
 use api::{DEMO_GUID, announce_connected, app, seed_devices};
-use config::{ENV_WEB_PORT, Events, Mode, web_addr_from_env};
+use config::{ENV_WEB_PORT, Events, web_addr_from_env};
 use output::{Failure, say};
 use shutdown::shutdown_signal;
-use subscriber::print_events;
+use subscriber::subscribe;
 
 /// Log filter when `RUST_LOG` is unset: rumqttd logs an ERROR on every clean disconnect.
 const DEFAULT_LOG_FILTER: &str = "info,rumqttd=off";
@@ -99,10 +102,7 @@ fn run() -> Result<(), Failure> {
 async fn serve(web_addr: SocketAddr, events: Events) -> Result<(), Failure> {
     let handle = events.layer.handle();
     // Subscribed before the first request, so no event is missed.
-    let printed = match &events.mode {
-        Mode::Embedded { broker, topic } => Some(print_events(broker.addr, topic.clone()).await?),
-        Mode::External { .. } | Mode::Off => None,
-    };
+    let subscription = subscribe(&events.mode).await?;
 
     let listener = tokio::net::TcpListener::bind(web_addr).await.map_err(|e| {
         Failure::Runtime(format!(
@@ -115,6 +115,7 @@ async fn serve(web_addr: SocketAddr, events: Events) -> Result<(), Failure> {
 
     say(format_args!("{}", events.mode));
     say(format_args!("listening on http://{local}/api/v1"));
+    say(format_args!("events page: http://{local}/events"));
     say(format_args!(
         "try: curl -X POST localhost:{port}/api/v1/amt/power/action/{DEMO_GUID} \
          -H 'content-type: application/json' -d '{{\"action\": 8}}'",
@@ -123,8 +124,14 @@ async fn serve(web_addr: SocketAddr, events: Events) -> Result<(), Failure> {
 
     let devices = seed_devices();
     announce_connected(&devices, &handle).await;
-    axum::serve(listener, app(devices, events.layer))
-        .with_graceful_shutdown(shutdown_signal())
+    let (page, stop_streams) = page::router(subscription.feed.clone(), handle.clone());
+    let stopped = async move {
+        shutdown_signal().await;
+        // Open event streams never end by themselves; graceful shutdown waits for them.
+        stop_streams.stop();
+    };
+    axum::serve(listener, app(devices, events.layer).merge(page))
+        .with_graceful_shutdown(stopped)
         .await
         .map_err(|e| Failure::Runtime(format!("the HTTP server failed: {e}")))?;
 
@@ -135,19 +142,9 @@ async fn serve(web_addr: SocketAddr, events: Events) -> Result<(), Failure> {
         dropped = report.dropped,
         "MQTT publisher shut down"
     );
-    if let Some(mut printed) = printed {
-        // The broker forwards what it acknowledged; let the subscriber print it before exit.
-        let delivered = report.delivered;
-        let all_printed = printed.wait_for(|n| *n >= delivered);
-        if tokio::time::timeout(PRINT_TIMEOUT, all_printed)
-            .await
-            .is_err()
-        {
-            warn!(
-                printed = *printed.borrow(),
-                delivered, "not every delivered event reached the example subscriber"
-            );
-        }
-    }
+    // The broker forwards what it acknowledged; let the subscriber print it before exit.
+    subscription
+        .wait_printed(report.delivered, PRINT_TIMEOUT)
+        .await;
     Ok(())
 }
