@@ -10,6 +10,7 @@ use crate::data::EventData;
 use crate::details::{self, EventDetails};
 use crate::error::{FlushError, TryPublishError};
 use crate::event::EventType;
+use crate::health::Health;
 use crate::publisher::{Admission, Control, Link, ShutdownReport, Stats};
 use crate::record::{MethodName, Outcome, Record};
 use crate::routes::Guid;
@@ -52,6 +53,22 @@ impl PublisherHandle {
             .as_ref()
             .map(|link| link.shared().stats())
             .unwrap_or_default()
+    }
+
+    /// The publisher's health for a health endpoint (serializable; no secrets): whether it
+    /// is connected, the last connection error, how full the queue is, its state.
+    #[must_use]
+    pub fn health(&self) -> Health {
+        let capacity = self
+            .link
+            .as_ref()
+            .map_or(0, |link| link.shared().queue.capacity() as u64);
+        Health::new(
+            &self.stats(),
+            capacity,
+            self.broker().map(str::to_owned),
+            self.last_error(),
+        )
     }
 
     /// Why the publisher task stopped, if it died (a panic, or its runtime went away).

@@ -25,15 +25,17 @@
 //!
 //! Each request yields one JSON [`Event`] on topic `mps/events` with MPS's fields (`type`,
 //! `message`, `methods`, `guid`, `timestamp`) plus an `http` object, so MPS subscribers keep
-//! working. The request path only records a 56-byte struct into a bounded queue; a background
+//! working; a handler can add to it ([`EventDetails`], [`EventData`]) and a W3C `traceparent`
+//! links it to the request's trace. The request path only records a 112-byte struct into a
+//! bounded queue; a background
 //! task owns the MQTT connection (speaking MQTT 3.1.1 with [rumqttc]'s codec), serializes,
 //! writes every ready event in one go, reconnects with backoff and counts every event. A slow
 //! or dead broker never delays or fails a response: a full queue drops new events and counts
 //! them ([`Stats::dropped_queue_full`]).
 //!
 //! Configuration comes from the environment ([`MqttEventLayer::from_env`]) or from code
-//! ([`MqttEventLayer::builder`]). The [`PublisherHandle`] reads [`Stats`], flushes, and shuts
-//! down within a deadline.
+//! ([`MqttEventLayer::builder`]). The [`PublisherHandle`] reads [`Stats`] and [`Health`],
+//! publishes events outside requests, flushes, and shuts down within a deadline.
 //!
 //! # Configuration
 //!
@@ -69,14 +71,16 @@
 //! | --- | --- | --- |
 //! | `tls` | `mqtts://` (and `wss://` with `websocket`): custom CA, mutual TLS, ALPN | tokio-rustls with ring, rustls-native-certs, rustls-pki-types, x509-parser |
 //! | `websocket` | `ws://` (and `wss://` with `tls`) | tokio-tungstenite (handshake only), futures-util |
+//! | `metrics` | the publisher's counters, gauges and delivery delay through the [`metrics`](https://docs.rs/metrics) facade (names in the README, "Metrics") | metrics |
 //!
 //! None is on by default; an address whose scheme needs a feature that is not built is
 //! refused at startup, naming the feature.
 
 // Imports run one way, no two files importing each other: builder → layer → handle →
-// publisher → details → event → {mps, topic} → record → routes; filter → event; config →
-// {address, topic, filter}; secure → {config, tls}; tls → config; address, topic → error;
-// error and random import nothing of ours.
+// {health, publisher} → details → event → {mps, topic} → record → {data, routes, trace};
+// layer → {data, trace}; filter → event; config → {address, topic, filter}; secure →
+// {config, tls}; tls → config; address, topic, data → error; error, random and trace import
+// nothing of ours.
 mod address;
 mod builder;
 mod config;
@@ -86,6 +90,7 @@ mod error;
 mod event;
 mod filter;
 mod handle;
+mod health;
 mod layer;
 mod mps;
 mod publisher;
@@ -105,5 +110,6 @@ pub use details::EventDetails;
 pub use error::{ConfigError, EventDataError, FlushError, TryPublishError};
 pub use event::{Event, EventType, HttpInfo};
 pub use handle::PublisherHandle;
+pub use health::Health;
 pub use layer::{MqttEventLayer, MqttEventService, ResponseFuture};
 pub use publisher::{PublisherState, PublisherTask, ShutdownReport, Stats};

@@ -115,7 +115,8 @@ impl Record {
         self.latency_us
     }
 
-    fn finished(&self) -> Instant {
+    /// When the response was ready.
+    pub(crate) fn finished(&self) -> Instant {
         *EPOCH + Duration::from_nanos(self.finished_ns)
     }
 }

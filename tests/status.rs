@@ -127,3 +127,59 @@ async fn retained_events_reach_subscribers_that_come_later() {
         .expect("the device's retained last event");
     assert_eq!(event.payload["message"], "Power Action requested");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_says_ok_while_connected_and_why_not_when_the_broker_is_away() {
+    // Connected: ok, nothing waiting.
+    let broker = Broker::start();
+    let layer = MqttEventLayer::builder()
+        .address(broker.url())
+        .topic(unique_topic("health"))
+        .build()
+        .expect("valid config");
+    assert_eq!(layer.handle().health().status, "idle", "before any request");
+    power_action(&layer).await;
+    layer.handle().flush(WAIT).await.expect("delivered");
+    let health = layer.handle().health();
+    assert_eq!(health.status, "ok", "{health:?}");
+    assert!(health.healthy() && health.connected);
+    assert_eq!(
+        (health.queue_len, health.queue_fill, health.delivered),
+        (0, 0.0, 1)
+    );
+
+    // Nobody listens: connecting, the reason, the queue filling; JSON without the password.
+    let nobody = support::UnusedPort::reserve();
+    let away = MqttEventLayer::builder()
+        .address(nobody.url().replace("mqtt://", "mqtt://mps:s3cret-pw@"))
+        .queue_capacity(8)
+        .build()
+        .expect("valid config");
+    for _ in 0..4 {
+        power_action(&away).await;
+    }
+    let handle = away.handle();
+    assert!(
+        wait_until(WAIT, || handle.last_error().is_some()).await,
+        "a failed connection attempt"
+    );
+    let health = handle.health();
+    assert_eq!(health.status, "connecting", "{health:?}");
+    assert!(!health.healthy() && !health.connected);
+    assert_eq!((health.queue_len, health.queue_capacity), (4, 8));
+    assert_eq!(health.queue_fill, 0.5);
+    let json = serde_json::to_value(&health).expect("serializable");
+    assert_eq!(json["state"], "running");
+    assert_eq!(json["queueFill"], 0.5);
+    assert!(
+        json["lastError"]
+            .as_str()
+            .is_some_and(|e| e.contains("refused")),
+        "{json}"
+    );
+    assert!(!json.to_string().contains("s3cret"), "{json}");
+    assert!(
+        json["broker"].as_str().is_some_and(|b| b.contains("***")),
+        "{json}"
+    );
+}

@@ -44,6 +44,7 @@ mod embedded_broker;
 
 mod api;
 mod config;
+mod metrics;
 mod output;
 mod page;
 mod shutdown;
@@ -122,6 +123,7 @@ async fn serve(web_addr: SocketAddr, events: Events) -> Result<(), Failure> {
         port = local.port()
     ));
 
+    let metrics = metrics::router(); // before the first event starts the publisher
     let devices = seed_devices();
     announce_connected(&devices, &handle).await;
     let (page, stop_streams) = page::router(subscription.feed.clone(), handle.clone());
@@ -130,7 +132,8 @@ async fn serve(web_addr: SocketAddr, events: Events) -> Result<(), Failure> {
         // Open event streams never end by themselves; graceful shutdown waits for them.
         stop_streams.stop();
     };
-    axum::serve(listener, app(devices, events.layer).merge(page))
+    let routes = app(devices, events.layer).merge(page).merge(metrics);
+    axum::serve(listener, routes)
         .with_graceful_shutdown(stopped)
         .await
         .map_err(|e| Failure::Runtime(format!("the HTTP server failed: {e}")))?;

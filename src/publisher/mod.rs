@@ -17,6 +17,8 @@ mod backoff;
 mod connector;
 mod link;
 mod message;
+#[cfg(feature = "metrics")]
+mod metrics;
 mod outbox;
 mod session;
 mod shared;

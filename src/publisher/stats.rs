@@ -1,7 +1,8 @@
 //! What the publisher reports: its state, its counters, and the outcome of a shutdown.
 
-/// Where the publisher task is in its life.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+/// Where the publisher task is in its life; serialized in `snake_case` (`shutting_down`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum PublisherState {
     /// Eventing is off: `MPS_MQTT_ADDRESS` is unset or empty.

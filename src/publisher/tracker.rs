@@ -59,8 +59,8 @@ struct Slot {
 /// What a PUBACK did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Ack {
-    /// It delivered an event.
-    Delivered,
+    /// It delivered an event whose response was ready at this instant.
+    Delivered(std::time::Instant),
     /// Its event was already acknowledged.
     Duplicate,
     /// No PUBLISH with that id is awaiting an acknowledgement.
@@ -187,9 +187,10 @@ impl Tracker {
         if std::mem::replace(&mut slot.settled, true) {
             return Ack::Duplicate;
         }
+        let finished = slot.entry.record.finished();
         self.settled_behind += 1;
         self.pop_settled();
-        Ack::Delivered
+        Ack::Delivered(finished)
     }
 
     /// The connection is gone: every unsettled event is taken back, in order, ahead of those

@@ -107,6 +107,9 @@ struct Worker {
     flushes: Vec<(u64, oneshot::Sender<()>)>,
     /// Set once shutdown is asked for: the deadline, and whom to tell when it is done.
     shutdown: Option<(Instant, Vec<oneshot::Sender<()>>)>,
+    /// The figures for the `metrics` facade.
+    #[cfg(feature = "metrics")]
+    export: super::metrics::Export,
 }
 
 async fn next_control(control: &mut Option<mpsc::Receiver<Control>>) -> Option<Control> {
@@ -162,6 +165,8 @@ impl Worker {
             last_logged: None,
             flushes: Vec::new(),
             shutdown: None,
+            #[cfg(feature = "metrics")]
+            export: super::metrics::Export::new(),
             shared,
         }
     }
@@ -241,6 +246,8 @@ impl Worker {
         loop {
             self.outbox.settle(session);
             let now = Instant::now();
+            #[cfg(feature = "metrics")]
+            self.export.tick(&self.shared, now);
             let mut wait = Wait::Until(look_at);
             if now >= look_at {
                 wait = match self.outbox.fill(session) {
@@ -260,6 +267,8 @@ impl Worker {
                                 self.outbox.taken(),
                             )
                         {
+                            #[cfg(feature = "metrics")]
+                            self.export.now(&self.shared);
                             Wait::Parked
                         } else {
                             Wait::Until(look_at)
@@ -359,6 +368,8 @@ impl Worker {
         self.ever_connected = true;
         self.connected_at = Instant::now();
         self.last_logged = None;
+        #[cfg(feature = "metrics")]
+        self.export.now(&self.shared);
     }
 
     /// A connection attempt failed, or an established connection ended: takes back what
@@ -387,6 +398,8 @@ impl Worker {
             tracing::debug!(%error, attempt, unconfirmed, "MQTT connection failed again");
         }
         self.last_logged = Some(kind);
+        #[cfg(feature = "metrics")]
+        self.export.now(&self.shared);
     }
 
     /// Closes the session cleanly when everything was delivered, counts what was not, and
@@ -405,6 +418,8 @@ impl Worker {
                 .await;
         }
         let undelivered = self.shared.end(Phase::ShutDown, None).unwrap_or(0);
+        #[cfg(feature = "metrics")]
+        self.export.now(&self.shared);
         let stats = self.shared.stats();
         tracing::info!(
             delivered = stats.delivered,

@@ -3,6 +3,8 @@
 //! its embedded broker), the browser is driven over the Chrome DevTools Protocol, and every
 //! API request must show up as a row of the page.
 //!
+//! `metrics.rs` scrapes the example's `/metrics` (crate feature `metrics`); it needs no browser.
+//!
 //! Skipped, with a note, when Chromium is not installed, unless `MPS_MQTT_REQUIRE_BROWSER=1`
 //! (as in CI). `MPS_MQTT_UPDATE_SCREENSHOT=1` also writes the screenshot to
 //! `examples/mps_server/page/events-page.png`.
@@ -12,6 +14,8 @@ mod support;
 
 mod chromium;
 mod example;
+#[cfg(feature = "metrics")]
+mod metrics;
 mod output;
 
 use std::path::Path;

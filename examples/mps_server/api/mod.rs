@@ -10,11 +10,11 @@ mod devices;
 mod error;
 mod records;
 
-use axum::Json;
 use axum::Router;
 use axum::http::{Method, Uri, header};
 use axum::routing::{delete, get, post};
-use mps_mqtt_events::MqttEventLayer;
+use axum::{Extension, Json};
+use mps_mqtt_events::{MqttEventLayer, PublisherHandle};
 use serde_json::{Value, json};
 
 use devices::Store;
@@ -111,10 +111,13 @@ async fn cira_cert() -> ([(header::HeaderName, &'static str); 1], &'static str) 
     )
 }
 
-async fn health() -> Json<Value> {
+/// MPS's health answer, and the event publisher's (`PublisherHandle::health`): shown, not
+/// judged, since a broker that is away fails no request.
+async fn health(Extension(events): Extension<PublisherHandle>) -> Json<Value> {
     Json(json!({
         "db": { "name": "in-memory", "status": "OK" },
         "secretStore": { "name": "none", "status": "OK" },
+        "mqtt": events.health(),
     }))
 }
 

@@ -30,13 +30,13 @@ fn acknowledgements_settle_by_packet_id_in_any_order() {
     assert_eq!(ids, [1, 2, 3]);
     assert_eq!(t.acknowledged(2), Ack::Unknown, "not written yet");
     assert_eq!(t.written(end).first_sends, 3);
-    assert_eq!(t.acknowledged(2), Ack::Delivered);
+    assert!(matches!(t.acknowledged(2), Ack::Delivered(_)));
     assert_eq!(t.acknowledged(2), Ack::Duplicate);
     assert_eq!((t.oldest_unsettled(), t.unsettled()), (Some(0), 2));
-    assert_eq!(t.acknowledged(1), Ack::Delivered);
+    assert!(matches!(t.acknowledged(1), Ack::Delivered(_)));
     assert_eq!(t.oldest_unsettled(), Some(2));
     assert_eq!(t.acknowledged(7), Ack::Unknown);
-    assert_eq!(t.acknowledged(3), Ack::Delivered);
+    assert!(matches!(t.acknowledged(3), Ack::Delivered(_)));
     assert_eq!((t.oldest_unsettled(), t.unsettled()), (None, 0));
     assert_eq!(t.acknowledged(1), Ack::Unknown, "left the window");
 }
@@ -79,7 +79,7 @@ fn a_resent_event_counts_its_first_send_once_and_restarts_ids() {
     assert_eq!(t.next_pkid(), 1, "ids start again on a new connection");
     t.sent(again, 10);
     assert_eq!(t.written(10).first_sends, 0);
-    assert_eq!(t.acknowledged(1), Ack::Delivered);
+    assert!(matches!(t.acknowledged(1), Ack::Delivered(_)));
     assert_eq!(t.unsettled(), 1);
 }
 
@@ -104,19 +104,22 @@ fn ids_wrap_and_are_never_reused_while_unacknowledged() {
             "packet id {pkid} reused while in flight"
         );
         t.written(end);
-        assert_eq!(t.acknowledged(pkid), Ack::Delivered);
+        assert!(matches!(t.acknowledged(pkid), Ack::Delivered(_)));
         in_use.remove(&pkid);
     }
     assert_eq!(t.unsettled(), 1, "only the withheld one");
     assert!(!t.has_room(), "the withheld PUBACK stalls the window");
-    assert_eq!(t.acknowledged(first), Ack::Delivered);
+    assert!(matches!(t.acknowledged(first), Ack::Delivered(_)));
     assert!(t.has_room());
     // Far past the wrap: ids are still found by arithmetic.
     for _ in 0..70_000 {
         let pkid = send(&mut t, seq..seq + 1, &mut end)[0];
         seq += 1;
         t.written(end);
-        assert_eq!(t.acknowledged(pkid), Ack::Delivered, "pkid {pkid}");
+        assert!(
+            matches!(t.acknowledged(pkid), Ack::Delivered(_)),
+            "pkid {pkid}"
+        );
     }
     assert_eq!(t.unsettled(), 0);
 }
@@ -177,12 +180,12 @@ proptest::proptest! {
                     let ready: Vec<usize> = (0..awaiting.len()).filter(|&i| awaiting[i].2 <= written).collect();
                     if !ready.is_empty() {
                         let (pkid, seq, _) = awaiting.remove(ready[n % ready.len()]);
-                        proptest::prop_assert_eq!(t.acknowledged(pkid), Ack::Delivered);
+                        proptest::prop_assert!(matches!(t.acknowledged(pkid), Ack::Delivered(_)));
                         proptest::prop_assert!(delivered.insert(seq), "delivered twice");
                     }
                 }
                 Op::Stray(pkid) => {
-                    if t.acknowledged(pkid) == Ack::Delivered {
+                    if matches!(t.acknowledged(pkid), Ack::Delivered(_)) {
                         let i = awaiting.iter().position(|a| a.0 == pkid);
                         proptest::prop_assert!(i.is_some(), "a stray id delivered");
                         let (_, seq, _) = awaiting.remove(i.unwrap_or_default());
