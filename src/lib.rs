@@ -76,6 +76,8 @@
 //! None is on by default; an address whose scheme needs a feature that is not built is
 //! refused at startup, naming the feature.
 
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
 // Imports run one way, no two files importing each other: builder → layer → handle →
 // {health, publisher} → details → event → {mps, topic} → record → {data, routes, trace};
 // layer → {data, trace}; filter → event; config → {address, topic, filter}; secure →
