@@ -16,9 +16,12 @@ use std::pin::pin;
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
+mod support;
+
 use criterion::{Criterion, criterion_group, criterion_main};
-use http::{HeaderMap, HeaderValue, Method, Request, Response, Uri};
+use http::{HeaderMap, Method, Request, Response, Uri};
 use mps_mqtt_events::MqttEventLayer;
+use support::typical_headers;
 use tower::{Layer, Service, service_fn};
 
 const PATH: &str = "/api/v1/amt/power/action/4c4c4544-004b-4210-8033-b6c04f504633";
@@ -34,28 +37,6 @@ fn request(uri: &Uri, headers: &HeaderMap) -> Request<String> {
         *request.headers_mut() = headers.clone();
     }
     request
-}
-
-/// What a browser or curl sends with an API call, and, with `traceparent`, a W3C trace
-/// context as an OpenTelemetry-instrumented client adds it.
-fn typical_headers(traceparent: bool) -> HeaderMap {
-    let mut headers = HeaderMap::new();
-    for (name, value) in [
-        ("host", "mps.example.com:3000"),
-        ("user-agent", "curl/8.5.0"),
-        ("accept", "*/*"),
-        ("content-type", "application/json"),
-        ("authorization", "Bearer eyJhbGciOiJIUzI1NiJ9.e30.signature"),
-    ] {
-        headers.insert(name, HeaderValue::from_static(value));
-    }
-    if traceparent {
-        headers.insert(
-            "traceparent",
-            HeaderValue::from_static("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"),
-        );
-    }
-    headers
 }
 
 /// Polls a future that is ready at once (every service here answers without waiting).

@@ -18,14 +18,17 @@
 //! (the same request with a client's usual headers, without and with a W3C `traceparent`).
 //! Without arguments (as `cargo bench` runs it) it makes a few calls of each case and says so.
 
+mod support;
+
 use std::convert::Infallible;
 use std::future::Future;
 use std::hint::black_box;
 use std::pin::pin;
 use std::task::{Context, Poll, Waker};
 
-use http::{HeaderMap, HeaderValue, Method, Request, Response, Uri};
+use http::{HeaderMap, Method, Request, Response, Uri};
 use mps_mqtt_events::{MAX_QUEUE_CAPACITY, MqttEventLayer};
+use support::typical_headers;
 use tower::{Layer, Service, service_fn};
 
 const PATH: &str = "/api/v1/amt/power/action/4c4c4544-004b-4210-8033-b6c04f504633";
@@ -41,26 +44,13 @@ const CASES: [&str; 7] = [
 
 /// The headers of a case: none, a client's usual ones, or those and a `traceparent`.
 fn headers(case: &str) -> HeaderMap {
-    let mut headers = HeaderMap::new();
-    if !case.ends_with("headers") && !case.ends_with("traceparent") {
-        return headers;
-    }
-    for (name, value) in [
-        ("host", "mps.example.com:3000"),
-        ("user-agent", "curl/8.5.0"),
-        ("accept", "*/*"),
-        ("content-type", "application/json"),
-        ("authorization", "Bearer eyJhbGciOiJIUzI1NiJ9.e30.signature"),
-    ] {
-        headers.insert(name, HeaderValue::from_static(value));
-    }
     if case.ends_with("traceparent") {
-        headers.insert(
-            "traceparent",
-            HeaderValue::from_static("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"),
-        );
+        typical_headers(true)
+    } else if case.ends_with("headers") {
+        typical_headers(false)
+    } else {
+        HeaderMap::new()
     }
-    headers
 }
 
 /// Polls a future that is ready at once.

@@ -10,7 +10,7 @@ use mps_mqtt_events::{
     Event, EventData, EventDetails, EventType, MqttEventLayer, Profile, TryPublishError,
 };
 use serde_json::json;
-use support::{Broker, Subscriber, payloads, respond, unique_topic};
+use support::{Broker, Subscriber, payloads, respond, respond_with, unique_topic};
 
 const WAIT: Duration = Duration::from_secs(10);
 const GUID: &str = "4c4c4544-004b-4210-8033-b6c04f504633";
@@ -181,37 +181,6 @@ async fn a_handler_can_name_the_device_of_its_event() {
     assert_eq!(events[0]["guid"], CREATED, "{}", events[0]);
 }
 
-/// Answers `path` with `status`, attaching `details` and `data` as a handler would.
-async fn respond_with_data(
-    layer: &MqttEventLayer,
-    path: &str,
-    status: u16,
-    details: Option<&'static EventDetails>,
-    data: EventData,
-) {
-    use std::convert::Infallible;
-    use tower::{Layer, ServiceExt, service_fn};
-    let inner = service_fn(move |_: http::Request<()>| {
-        let data = data.clone();
-        async move {
-            let mut response = http::Response::new(());
-            *response.status_mut() = http::StatusCode::from_u16(status).expect("a status");
-            if let Some(details) = details {
-                details.attach(&mut response);
-            }
-            data.attach(&mut response);
-            Ok::<_, Infallible>(response)
-        }
-    });
-    let request = http::Request::get(path).body(()).expect("a request");
-    let response = layer
-        .layer(inner)
-        .oneshot(request)
-        .await
-        .expect("infallible");
-    assert_eq!(response.status().as_u16(), status);
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn handler_data_arrives_as_the_events_data_in_both_profiles() {
     let state = format!("/api/v1/amt/power/state/{GUID}");
@@ -219,7 +188,12 @@ async fn handler_data_arrives_as_the_events_data_in_both_profiles() {
     let data = EventData::new(&answer).expect("an object");
     for profile in [Profile::All, Profile::Mps] {
         let (_broker, mut subscriber, layer) = setup("handler_data", profile).await;
-        respond_with_data(&layer, &state, 400, Some(&POWER_STATE_FAILED), data.clone()).await;
+        let data = data.clone();
+        respond_with(&layer, "GET", &state, 400, move |response| {
+            POWER_STATE_FAILED.attach(response);
+            data.clone().attach(response);
+        })
+        .await;
         respond(&layer, "GET", &state, 200, None).await;
         layer.handle().flush(WAIT).await.expect("delivered");
         let n = if profile == Profile::Mps { 4 } else { 2 };

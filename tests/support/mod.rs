@@ -198,14 +198,32 @@ pub async fn respond(
     status: u16,
     details: Option<&'static mps_mqtt_events::EventDetails>,
 ) {
-    use tower::{Layer, ServiceExt};
-    let inner = tower::service_fn(move |_: ::http::Request<()>| async move {
-        let mut response = ::http::Response::new(());
-        *response.status_mut() = ::http::StatusCode::from_u16(status).expect("a status");
+    respond_with(layer, method, path, status, move |response| {
         if let Some(details) = details {
-            details.attach(&mut response);
+            details.attach(response);
         }
-        Ok::<_, std::convert::Infallible>(response)
+    })
+    .await;
+}
+
+/// Sends `method path` through `layer` to a service answering `status`, whose handler does
+/// `attach` to its response (details, a guid, data) as a handler would.
+pub async fn respond_with(
+    layer: &mps_mqtt_events::MqttEventLayer,
+    method: &str,
+    path: &str,
+    status: u16,
+    attach: impl Fn(&mut ::http::Response<()>) + Clone + Send + 'static,
+) {
+    use tower::{Layer, ServiceExt};
+    let inner = tower::service_fn(move |_: ::http::Request<()>| {
+        let attach = attach.clone();
+        async move {
+            let mut response = ::http::Response::new(());
+            *response.status_mut() = ::http::StatusCode::from_u16(status).expect("a status");
+            attach(&mut response);
+            Ok::<_, std::convert::Infallible>(response)
+        }
     });
     let request = ::http::Request::builder()
         .method(method)
