@@ -166,7 +166,8 @@ where
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
         let mut result = ready!(this.inner.poll(cx));
-        if let Some(mut capture) = this.capture.take() {
+        // In place: moving the capture out of its option would copy it.
+        if let Some(capture) = this.capture.as_mut() {
             capture.outcome = match &mut result {
                 Ok(response) => {
                     let extensions = response.extensions_mut();
@@ -177,8 +178,9 @@ where
                 }
                 Err(_) => Outcome::ServiceError,
             };
-            // Dropping `capture` hands the event over.
         }
+        // Dropping the capture hands the event over.
+        *this.capture = None;
         Poll::Ready(result)
     }
 }
