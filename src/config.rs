@@ -148,6 +148,33 @@ pub(crate) struct Config {
     pub(crate) tls: Option<TlsSettings>,
 }
 
+impl Config {
+    /// Logs where events go as the publisher starts, and warns about a connection that is
+    /// not what it seems (certificates unchecked, plain text on the TLS port).
+    pub(crate) fn log_start(&self) {
+        tracing::info!(
+            broker = %self.broker,
+            topic = %self.topic.as_str(),
+            qos = ?self.qos,
+            client_id = %self.client_id,
+            "MQTT eventing on"
+        );
+        if self.tls.as_ref().is_some_and(|tls| tls.insecure) {
+            tracing::warn!(
+                "MPS_MQTT_TLS_INSECURE is set: the broker's certificate will not be verified; \
+                 use this with test brokers only"
+            );
+        }
+        if self.tls.is_none() && self.broker.port == DEFAULT_TLS_PORT {
+            tracing::warn!(
+                broker = %self.broker,
+                "the connection to the broker is unencrypted (mqtt:// on port 8883, the TLS \
+                 port); use mqtts:// for TLS"
+            );
+        }
+    }
+}
+
 pub(crate) fn validate_client_id(name: &'static str, id: String) -> Result<String, ConfigError> {
     let reason = if id.is_empty() {
         "the client id is empty"

@@ -17,7 +17,6 @@ mod backoff;
 mod connector;
 mod link;
 mod message;
-#[cfg(feature = "metrics")]
 mod metrics;
 mod outbox;
 mod session;

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use bytes::{BufMut, BytesMut};
 use rumqttc::Publish;
 
+use super::metrics::DeliveryDelay;
 use super::session::Session;
 use super::shared::Shared;
 use super::tracker::{Ack, Entry, Tracker};
@@ -52,9 +53,8 @@ pub(crate) struct Outbox {
     /// `id` and `http` in `mps` profile events too.
     mps_id_and_http: bool,
     encode_failure_logged: bool,
-    /// From the response to the PUBACK, per event (QoS 1).
-    #[cfg(feature = "metrics")]
-    delivery_delay: metrics::Histogram,
+    /// From the response to the PUBACK, per event (QoS 1; nothing without `metrics`).
+    delivery_delay: DeliveryDelay,
 }
 
 impl Outbox {
@@ -77,8 +77,7 @@ impl Outbox {
             template: config.topic.fixed().is_none().then(|| config.topic.clone()),
             mps_id_and_http: config.mps_id_and_http,
             encode_failure_logged: false,
-            #[cfg(feature = "metrics")]
-            delivery_delay: super::metrics::delivery_delay(),
+            delivery_delay: DeliveryDelay::new(),
         }
     }
 
@@ -192,18 +191,13 @@ impl Outbox {
             counters.published.add(written.first_sends);
         }
         let mut acknowledged = 0;
-        #[cfg(feature = "metrics")]
-        let now = std::time::Instant::now();
+        let mut delays = self.delivery_delay.batch();
         for pkid in session.take_acks() {
             match self.tracker.acknowledged(pkid) {
-                #[cfg(feature = "metrics")]
                 Ack::Delivered(finished) => {
                     acknowledged += 1;
-                    let delay = now.saturating_duration_since(finished);
-                    self.delivery_delay.record(delay.as_secs_f64());
+                    delays.record(finished);
                 }
-                #[cfg(not(feature = "metrics"))]
-                Ack::Delivered(_) => acknowledged += 1,
                 Ack::Duplicate => tracing::debug!(pkid, "duplicate PUBACK ignored"),
                 Ack::Unknown => tracing::debug!(pkid, "PUBACK for no PUBLISH in flight ignored"),
             }

@@ -17,6 +17,7 @@ use tokio::time::{Instant, sleep_until};
 use super::backoff::Backoff;
 use super::connector::Connector;
 use super::message::Control;
+use super::metrics::Export;
 use super::outbox::{Filled, Outbox};
 use super::session::{Session, SessionError};
 use super::shared::Shared;
@@ -41,26 +42,7 @@ pub(crate) async fn run(shared: Arc<Shared>, config: Config, control: mpsc::Rece
     if shared.lifecycle.phase().has_ended() {
         return;
     }
-    tracing::info!(
-        broker = %config.broker,
-        topic = %config.topic.as_str(),
-        qos = ?config.qos,
-        client_id = %config.client_id,
-        "MQTT eventing on"
-    );
-    if config.tls.as_ref().is_some_and(|tls| tls.insecure) {
-        tracing::warn!(
-            "MPS_MQTT_TLS_INSECURE is set: the broker's certificate will not be verified; \
-             use this with test brokers only"
-        );
-    }
-    if config.tls.is_none() && config.broker.port == crate::config::DEFAULT_TLS_PORT {
-        tracing::warn!(
-            broker = %config.broker,
-            "the connection to the broker is unencrypted (mqtt:// on port 8883, the TLS port); \
-             use mqtts:// for TLS"
-        );
-    }
+    config.log_start();
     let mut worker = Worker::new(shared, config, control);
     let session = worker.run().await;
     worker.finish(session).await;
@@ -107,9 +89,8 @@ struct Worker {
     flushes: Vec<(u64, oneshot::Sender<()>)>,
     /// Set once shutdown is asked for: the deadline, and whom to tell when it is done.
     shutdown: Option<(Instant, Vec<oneshot::Sender<()>>)>,
-    /// The figures for the `metrics` facade.
-    #[cfg(feature = "metrics")]
-    export: super::metrics::Export,
+    /// The figures for the `metrics` facade (nothing without the feature).
+    export: Export,
 }
 
 async fn next_control(control: &mut Option<mpsc::Receiver<Control>>) -> Option<Control> {
@@ -165,8 +146,7 @@ impl Worker {
             last_logged: None,
             flushes: Vec::new(),
             shutdown: None,
-            #[cfg(feature = "metrics")]
-            export: super::metrics::Export::new(),
+            export: Export::new(),
             shared,
         }
     }
@@ -246,7 +226,6 @@ impl Worker {
         loop {
             self.outbox.settle(session);
             let now = Instant::now();
-            #[cfg(feature = "metrics")]
             self.export.tick(&self.shared, now);
             let mut wait = Wait::Until(look_at);
             if now >= look_at {
@@ -267,7 +246,6 @@ impl Worker {
                                 self.outbox.taken(),
                             )
                         {
-                            #[cfg(feature = "metrics")]
                             self.export.now(&self.shared);
                             Wait::Parked
                         } else {
@@ -368,7 +346,6 @@ impl Worker {
         self.ever_connected = true;
         self.connected_at = Instant::now();
         self.last_logged = None;
-        #[cfg(feature = "metrics")]
         self.export.now(&self.shared);
     }
 
@@ -398,7 +375,6 @@ impl Worker {
             tracing::debug!(%error, attempt, unconfirmed, "MQTT connection failed again");
         }
         self.last_logged = Some(kind);
-        #[cfg(feature = "metrics")]
         self.export.now(&self.shared);
     }
 
@@ -418,7 +394,6 @@ impl Worker {
                 .await;
         }
         let undelivered = self.shared.end(Phase::ShutDown, None).unwrap_or(0);
-        #[cfg(feature = "metrics")]
         self.export.now(&self.shared);
         let stats = self.shared.stats();
         tracing::info!(
