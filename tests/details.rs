@@ -10,7 +10,7 @@ use mps_mqtt_events::{
     Event, EventData, EventDetails, EventType, MqttEventLayer, Profile, TryPublishError,
 };
 use serde_json::json;
-use support::{Broker, Subscriber, payloads, respond, respond_with, unique_topic};
+use support::{connected, payloads, respond, respond_with};
 
 const WAIT: Duration = Duration::from_secs(10);
 const GUID: &str = "4c4c4544-004b-4210-8033-b6c04f504633";
@@ -27,22 +27,10 @@ static ALARM_NOT_FOUND: EventDetails = EventDetails::new()
 /// A validation error, which MPS answers without an event.
 static VALIDATION: EventDetails = EventDetails::SILENT;
 
-async fn setup(test: &str, profile: Profile) -> (Broker, Subscriber, MqttEventLayer) {
-    let broker = Broker::start();
-    let topic = unique_topic(test);
-    let subscriber = Subscriber::connect(&broker.url(), &topic).await;
-    let layer = MqttEventLayer::builder()
-        .address(broker.url())
-        .topic(&topic)
-        .profile(profile)
-        .build()
-        .expect("valid config");
-    (broker, subscriber, layer)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn handler_details_say_what_happened_in_the_mps_profile() {
-    let (_broker, mut subscriber, layer) = setup("details_mps", Profile::Mps).await;
+    let (_broker, mut subscriber, layer) =
+        connected("details_mps", |b| b.profile(Profile::Mps)).await;
     let state = format!("/api/v1/amt/power/state/{GUID}");
     let alarms = format!("/api/v1/amt/alarmOccurrences/{GUID}");
     respond(&layer, "GET", &state, 400, Some(&POWER_STATE_FAILED)).await;
@@ -62,7 +50,8 @@ async fn handler_details_say_what_happened_in_the_mps_profile() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn handler_details_replace_the_one_event_of_the_all_profile() {
-    let (_broker, mut subscriber, layer) = setup("details_all", Profile::All).await;
+    let (_broker, mut subscriber, layer) =
+        connected("details_all", |b| b.profile(Profile::All)).await;
     let alarms = format!("/api/v1/amt/alarmOccurrences/{GUID}");
     respond(&layer, "DELETE", &alarms, 404, Some(&ALARM_NOT_FOUND)).await;
     respond(&layer, "GET", "/api/v1/devices", 400, Some(&VALIDATION)).await;
@@ -85,7 +74,8 @@ async fn handler_details_replace_the_one_event_of_the_all_profile() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn events_outside_http_go_through_the_same_queue() {
-    let (_broker, mut subscriber, layer) = setup("external_all", Profile::All).await;
+    let (_broker, mut subscriber, layer) =
+        connected("external_all", |b| b.profile(Profile::All)).await;
     let handle = layer.handle();
     handle
         .try_publish(&EventDetails::CIRA_CONNECTED, Some(GUID))
@@ -127,7 +117,8 @@ async fn events_outside_http_go_through_the_same_queue() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn events_outside_http_in_the_mps_profile_have_mps_fields_only() {
-    let (_broker, mut subscriber, layer) = setup("external_mps", Profile::Mps).await;
+    let (_broker, mut subscriber, layer) =
+        connected("external_mps", |b| b.profile(Profile::Mps)).await;
     let handle = layer.handle();
     handle
         .try_publish(&EventDetails::CIRA_CONNECTION_FAILED, Some(GUID))
@@ -156,7 +147,8 @@ async fn a_handler_can_name_the_device_of_its_event() {
     use std::convert::Infallible;
     use tower::{Layer, ServiceExt, service_fn};
     const CREATED: &str = "8e1c1d8f-5b3a-4f4e-9f6c-2a7d3c9b0e51";
-    let (_broker, mut subscriber, layer) = setup("handler_guid", Profile::All).await;
+    let (_broker, mut subscriber, layer) =
+        connected("handler_guid", |b| b.profile(Profile::All)).await;
     // A device created from a request body: the path has no guid, the handler knows it.
     let inner = service_fn(|_: http::Request<()>| async {
         let mut response = http::Response::new(());
@@ -187,7 +179,8 @@ async fn handler_data_arrives_as_the_events_data_in_both_profiles() {
     let answer = json!({"returnValue": 2, "returnValueStr": "NOT_READY"});
     let data = EventData::new(&answer).expect("an object");
     for profile in [Profile::All, Profile::Mps] {
-        let (_broker, mut subscriber, layer) = setup("handler_data", profile).await;
+        let (_broker, mut subscriber, layer) =
+            connected("handler_data", |b| b.profile(profile)).await;
         let data = data.clone();
         respond_with(&layer, "GET", &state, 400, move |response| {
             POWER_STATE_FAILED.attach(response);
@@ -218,7 +211,8 @@ async fn handler_data_arrives_as_the_events_data_in_both_profiles() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn data_goes_with_an_event_outside_http() {
-    let (_broker, mut subscriber, layer) = setup("external_data", Profile::All).await;
+    let (_broker, mut subscriber, layer) =
+        connected("external_data", |b| b.profile(Profile::All)).await;
     let handle = layer.handle();
     let data = EventData::new(&json!({"peer": "192.0.2.7:4433"})).expect("an object");
     handle

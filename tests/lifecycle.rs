@@ -3,49 +3,24 @@
 
 mod support;
 
-use std::convert::Infallible;
 use std::time::Duration;
 
-use http::{Request, Response};
 use mps_mqtt_events::{MqttEventLayer, PublisherState};
-use support::{Broker, Subscriber, unique_topic};
-use tower::{Layer, ServiceExt, service_fn};
+use support::{Broker, Subscriber, connected, respond, unique_topic};
 
 const GUID: &str = "4c4c4544-004b-4210-8033-b6c04f504633";
-
-/// Sends one request through a layered trivial service, answering `status`.
-async fn call(layer: &MqttEventLayer, path: &str, status: u16) {
-    let inner = service_fn(move |_: Request<()>| async move {
-        let mut response = Response::new(());
-        *response.status_mut() = http::StatusCode::from_u16(status).expect("valid status");
-        Ok::<_, Infallible>(response)
-    });
-    let request = Request::post(path).body(()).expect("valid request");
-    let response = layer
-        .layer(inner)
-        .oneshot(request)
-        .await
-        .expect("infallible");
-    assert_eq!(response.status().as_u16(), status);
-}
-
-/// A broker, a subscriber on a fresh topic, and a layer publishing there.
-async fn connected(test: &str) -> (Broker, Subscriber, MqttEventLayer) {
-    let broker = Broker::start();
-    let topic = unique_topic(test);
-    let subscriber = Subscriber::connect(&broker.url(), &topic).await;
-    let layer = MqttEventLayer::builder()
-        .address(broker.url())
-        .topic(&topic)
-        .build()
-        .expect("valid config");
-    (broker, subscriber, layer)
-}
 
 /// Sends one power action through `layer` and checks that its event reaches `topic`.
 async fn one_event_arrives(broker: &Broker, topic: &str, layer: &MqttEventLayer) {
     let mut subscriber = Subscriber::connect(&broker.url(), topic).await;
-    call(layer, &format!("/api/v1/amt/power/action/{GUID}"), 200).await;
+    respond(
+        layer,
+        "POST",
+        &format!("/api/v1/amt/power/action/{GUID}"),
+        200,
+        None,
+    )
+    .await;
     layer
         .handle()
         .flush(Duration::from_secs(10))
@@ -102,9 +77,9 @@ async fn flush_and_shutdown_before_any_request_return_at_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dropping_every_handle_delivers_what_is_queued() {
-    let (_broker, mut subscriber, layer) = connected("drop_drains").await;
+    let (_broker, mut subscriber, layer) = connected("drop_drains", |b| b).await;
     for _ in 0..20 {
-        call(&layer, "/api/v1/devices", 200).await;
+        respond(&layer, "POST", "/api/v1/devices", 200, None).await;
     }
     drop(layer);
     let events = subscriber.collect(20, Duration::from_secs(10)).await;
@@ -117,16 +92,16 @@ async fn dropping_every_handle_delivers_what_is_queued() {
 
 #[tokio::test]
 async fn shutdown_twice_reports_the_same_and_later_events_are_dropped() {
-    let (_broker, mut subscriber, layer) = connected("shutdown_twice").await;
+    let (_broker, mut subscriber, layer) = connected("shutdown_twice", |b| b).await;
     let handle = layer.handle();
     for _ in 0..5 {
-        call(&layer, "/api/v1/health", 200).await;
+        respond(&layer, "POST", "/api/v1/health", 200, None).await;
     }
     let first = handle.shutdown(Duration::from_secs(5)).await;
     assert_eq!((first.delivered, first.undelivered), (5, 0));
     assert_eq!(subscriber.collect(5, Duration::from_secs(5)).await.len(), 5);
 
-    call(&layer, "/api/v1/health", 200).await;
+    respond(&layer, "POST", "/api/v1/health", 200, None).await;
     let second = handle.shutdown(Duration::from_secs(5)).await;
     assert_eq!((second.delivered, second.undelivered), (5, 0));
     assert_eq!(
@@ -145,7 +120,7 @@ async fn shutdown_twice_reports_the_same_and_later_events_are_dropped() {
 async fn disabled_layer_reports_nothing_and_needs_no_broker() {
     let layer = MqttEventLayer::builder().address("").build().expect("off");
     assert!(!layer.is_enabled());
-    call(&layer, "/api/v1/health", 200).await;
+    respond(&layer, "POST", "/api/v1/health", 200, None).await;
     let handle = layer.handle();
     assert_eq!(handle.stats(), mps_mqtt_events::Stats::default());
     assert_eq!(handle.stats().state, PublisherState::Disabled);
@@ -194,11 +169,11 @@ async fn a_disabled_pair_has_a_finished_task() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_shutdowns_both_wait_for_the_drain() {
-    let (_broker, _subscriber, layer) = connected("two_shutdowns").await;
+    let (_broker, _subscriber, layer) = connected("two_shutdowns", |b| b).await;
     let handle = layer.handle();
     const EVENTS: u64 = 5_000;
     for _ in 0..EVENTS {
-        call(&layer, "/api/v1/devices", 200).await;
+        respond(&layer, "POST", "/api/v1/devices", 200, None).await;
     }
     let other = handle.clone();
     let (first, second) = tokio::join!(

@@ -7,22 +7,15 @@ use std::time::Duration;
 
 use mps_mqtt_events::{MqttEventLayer, Profile};
 use serde_json::{Value, json};
-use support::{Broker, Subscriber, payloads, respond, unique_topic};
+use support::{Broker, Subscriber, connected, payloads, respond, unique_topic};
 
 const WAIT: Duration = Duration::from_secs(10);
 const GUID: &str = "4c4c4544-004b-4210-8033-b6c04f504633";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_mps_profile_publishes_mps_events_in_mps_order_and_nothing_else() {
-    let broker = Broker::start();
-    let topic = unique_topic("mps_profile");
-    let mut subscriber = Subscriber::connect(&broker.url(), &topic).await;
-    let layer = MqttEventLayer::builder()
-        .address(broker.url())
-        .topic(&topic)
-        .profile(Profile::Mps)
-        .build()
-        .expect("valid config");
+    let (_broker, mut subscriber, layer) =
+        connected("mps_profile", |b| b.profile(Profile::Mps)).await;
     let handle = layer.handle();
 
     respond(
@@ -79,16 +72,10 @@ async fn the_mps_profile_publishes_mps_events_in_mps_order_and_nothing_else() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mps_id_and_http_add_our_fields_to_the_mps_profile() {
-    let broker = Broker::start();
-    let topic = unique_topic("mps_profile_fields");
-    let mut subscriber = Subscriber::connect(&broker.url(), &topic).await;
-    let layer = MqttEventLayer::builder()
-        .address(broker.url())
-        .topic(&topic)
-        .profile(Profile::Mps)
-        .mps_id_and_http(true)
-        .build()
-        .expect("valid config");
+    let (_broker, mut subscriber, layer) = connected("mps_profile_fields", |b| {
+        b.profile(Profile::Mps).mps_id_and_http(true)
+    })
+    .await;
     respond(
         &layer,
         "GET",

@@ -131,12 +131,7 @@ async fn retained_events_reach_subscribers_that_come_later() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn health_says_ok_while_connected_and_why_not_when_the_broker_is_away() {
     // Connected: ok, nothing waiting.
-    let broker = Broker::start();
-    let layer = MqttEventLayer::builder()
-        .address(broker.url())
-        .topic(unique_topic("health"))
-        .build()
-        .expect("valid config");
+    let (_broker, _subscriber, layer) = support::connected("health", |b| b).await;
     assert_eq!(layer.handle().health().status, "idle", "before any request");
     power_action(&layer).await;
     layer.handle().flush(WAIT).await.expect("delivered");

@@ -39,14 +39,7 @@ fn ids(event: &Value) -> (Value, Value) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_valid_traceparent_links_the_event_to_its_trace() {
-    let broker = Broker::start();
-    let topic = unique_topic("trace");
-    let mut subscriber = support::Subscriber::connect(&broker.url(), &topic).await;
-    let layer = MqttEventLayer::builder()
-        .address(broker.url())
-        .topic(&topic)
-        .build()
-        .expect("valid config");
+    let (_broker, mut subscriber, layer) = support::connected("trace", |b| b).await;
     power_action(&layer, Some(TRACEPARENT)).await;
     power_action(&layer, None).await;
     // Uppercase hex, a zero trace id, a secret in the header: ignored, never copied.

@@ -238,6 +238,22 @@ pub async fn respond_with(
     assert_eq!(response.status().as_u16(), status);
 }
 
+/// A broker, a subscriber on a fresh topic named after `test`, and a layer publishing there,
+/// set up further by `configure` (a profile, a QoS, ...).
+pub async fn connected(
+    test: &str,
+    configure: impl FnOnce(mps_mqtt_events::Builder) -> mps_mqtt_events::Builder,
+) -> (Broker, Subscriber, mps_mqtt_events::MqttEventLayer) {
+    let broker = Broker::start();
+    let topic = unique_topic(test);
+    let subscriber = Subscriber::connect(&broker.url(), &topic).await;
+    let builder = mps_mqtt_events::MqttEventLayer::builder()
+        .address(broker.url())
+        .topic(&topic);
+    let layer = configure(builder).build().expect("valid config");
+    (broker, subscriber, layer)
+}
+
 /// The payloads of the next `n` events, each `timestamp` checked to be a number and removed,
 /// then nothing more for 300 ms.
 pub async fn payloads(
