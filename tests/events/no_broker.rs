@@ -34,6 +34,24 @@ async fn serve_without_broker(
     (addr, server, handle, port)
 }
 
+/// Sends `n` mixed requests, waits until the counters add up, and checks that every event
+/// was accepted or dropped; the counters then.
+async fn send_and_account(addr: SocketAddr, handle: &PublisherHandle, n: u64) -> Stats {
+    send_mixed_requests(addr, n as usize).await;
+    assert!(
+        support::wait_until(Duration::from_secs(2), || accounted(&handle.stats())).await,
+        "counters never added up: {:#?}",
+        handle.stats()
+    );
+    let stats = handle.stats();
+    assert_eq!(
+        stats.enqueued + stats.dropped_queue_full + stats.dropped_closed,
+        n,
+        "every event accepted or dropped: {stats:#?}"
+    );
+    stats
+}
+
 /// Sends `n` requests over a mix of routes, checking each gets its normal status.
 async fn send_mixed_requests(addr: SocketAddr, n: usize) {
     for i in 0..n {
@@ -59,19 +77,7 @@ async fn send_mixed_requests(addr: SocketAddr, n: usize) {
 async fn requests_succeed_when_no_broker_listens() {
     const REQUESTS: u64 = 200;
     let (addr, _server, handle, _port) = serve_without_broker(|b| b).await;
-    send_mixed_requests(addr, REQUESTS as usize).await;
-
-    assert!(
-        support::wait_until(Duration::from_secs(2), || accounted(&handle.stats())).await,
-        "counters never added up: {:#?}",
-        handle.stats()
-    );
-    let stats = handle.stats();
-    assert_eq!(
-        stats.enqueued + stats.dropped_queue_full + stats.dropped_closed,
-        REQUESTS,
-        "every event accepted or dropped: {stats:#?}"
-    );
+    let stats = send_and_account(addr, &handle, REQUESTS).await;
     assert_eq!(
         stats.enqueued, REQUESTS,
         "the default queue holds them all: {stats:#?}"
@@ -108,19 +114,7 @@ async fn drops_and_counts_when_queue_full() {
     const REQUESTS: u64 = 200;
     const CAPACITY: usize = 16;
     let (addr, _server, handle, _port) = serve_without_broker(|b| b.queue_capacity(CAPACITY)).await;
-    send_mixed_requests(addr, REQUESTS as usize).await;
-
-    assert!(
-        support::wait_until(Duration::from_secs(2), || accounted(&handle.stats())).await,
-        "counters never added up: {:#?}",
-        handle.stats()
-    );
-    let stats = handle.stats();
-    assert_eq!(
-        stats.enqueued + stats.dropped_queue_full + stats.dropped_closed,
-        REQUESTS,
-        "every event accepted or dropped: {stats:#?}"
-    );
+    let stats = send_and_account(addr, &handle, REQUESTS).await;
     // Disconnected, the publisher takes nothing from the queue: exactly `CAPACITY` fit.
     assert_eq!(stats.enqueued, CAPACITY as u64, "{stats:#?}");
     assert_eq!(
