@@ -1,32 +1,12 @@
 //! `from_env` and `try_from_env` against the real process environment. Each case runs this
-//! test binary again as a child with the variables set, since changing the environment of a
-//! running multi-threaded test binary is unsound.
+//! test binary again as a child with the variables set (`support::child`).
 
-use std::process::{Command, Output};
+mod support;
+
+use std::process::Output;
 
 use mps_mqtt_events::MqttEventLayer;
-
-const CHILD: &str = "MPS_MQTT_EVENTS_TEST_CHILD";
-
-/// Runs test `name` of this binary in a child process with `vars` set (and every
-/// `MPS_MQTT_*` variable of this process removed).
-fn run_child(name: &str, vars: &[(&str, &str)]) -> Output {
-    let mut command = Command::new(std::env::current_exe().expect("test binary path"));
-    command.args(["--exact", name, "--nocapture", "--test-threads=1"]);
-    for (key, _) in std::env::vars() {
-        if key.starts_with("MPS_MQTT_") && key != "MPS_MQTT_REQUIRE_MOSQUITTO" {
-            command.env_remove(key);
-        }
-    }
-    command.env(CHILD, "1").envs(vars.iter().copied());
-    let out = command.output().expect("run the test binary again");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        stdout.contains("running 1 test"),
-        "the child ran no test {name:?}: {stdout}"
-    );
-    out
-}
+use support::child::{in_child, run_child};
 
 /// Fails with the child's output unless its test passed.
 fn assert_child_passed(out: &Output, case: impl std::fmt::Debug) {
@@ -35,10 +15,6 @@ fn assert_child_passed(out: &Output, case: impl std::fmt::Debug) {
         "{case:?}: {}",
         String::from_utf8_lossy(&out.stdout)
     );
-}
-
-fn in_child() -> bool {
-    std::env::var_os(CHILD).is_some()
 }
 
 #[test]

@@ -21,12 +21,12 @@ mod support;
 use std::collections::BTreeSet;
 use std::future::Future;
 use std::path::Path;
-use std::process::{Command, Output};
 use std::time::Duration;
 
 use mps_mqtt_events::{Builder, MqttEventLayer, PublisherHandle};
 use tracing::Level;
 
+use support::child::{child_output, in_child, run_child};
 use support::logs::with_captured_logs;
 use support::tls::{
     CLIENT_CN, CertFiles, Pki, acl_conf, acl_file, auth_conf, password_file, plain_listener,
@@ -863,43 +863,6 @@ fn ambiguous_or_incomplete_credentials_are_config_errors() {
 
 // ---------------------------------------------------------------------------------------------
 // The environment (in a child process, as tests/env.rs does)
-
-const CHILD: &str = "MPS_MQTT_EVENTS_TEST_CHILD";
-
-/// Runs test `name` of this binary in a child process with `vars` set (and every other
-/// `MPS_MQTT_*` variable of this process removed); returns its output.
-fn run_child(name: &str, vars: &[(&str, String)]) -> Output {
-    let mut command = Command::new(std::env::current_exe().expect("test binary path"));
-    command.args(["--exact", name, "--nocapture", "--test-threads=1"]);
-    for (key, _) in std::env::vars() {
-        if key.starts_with("MPS_MQTT_") && key != "MPS_MQTT_REQUIRE_MOSQUITTO" {
-            command.env_remove(key);
-        }
-    }
-    command
-        .env(CHILD, "1")
-        .envs(vars.iter().map(|(k, v)| (k, v.as_str())));
-    let out = command.output().expect("run the test binary again");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        stdout.contains("running 1 test"),
-        "the child ran no test {name:?}: {stdout}"
-    );
-    out
-}
-
-/// What a child printed, for the message of a failed check.
-fn child_output(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
-fn in_child() -> bool {
-    std::env::var_os(CHILD).is_some()
-}
 
 /// In the child: a layer from the environment (`Builder::from_env()`, then the setters the
 /// `OVERRIDE_CA_FILE` variable asks for) publishes one event and flushes it.

@@ -15,6 +15,7 @@
 // helper module.
 #![allow(unreachable_pub)]
 
+pub mod child;
 #[path = "../../examples/embedded_broker/mod.rs"]
 mod embedded_broker;
 mod http;
