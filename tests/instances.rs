@@ -16,7 +16,9 @@ use std::collections::{BTreeSet, HashMap};
 use std::time::Duration;
 
 use mps_mqtt_events::{Builder, MqttEventLayer, PublisherHandle};
-use support::{Broker, GUID_PREFIX, Received, Subscriber, power_actions, unique_topic, wait_until};
+use support::{
+    Broker, Received, Subscriber, power_actions, request_index, unique_topic, wait_until,
+};
 
 /// Reconnect delays of every layer here: short, so that a client disconnected by another
 /// would be back (and counted in `reconnects`) well within the quiet window.
@@ -45,15 +47,6 @@ fn builder(address: &str, topic: &str) -> Builder {
         .reconnect_backoff(BACKOFF_MIN, BACKOFF_MAX)
 }
 
-/// Which request an event belongs to (from its GUID).
-fn request_index(message: &Received) -> usize {
-    message.payload["guid"]
-        .as_str()
-        .and_then(|g| g.strip_prefix(GUID_PREFIX))
-        .and_then(|n| n.parse().ok())
-        .unwrap_or_else(|| panic!("event without a test GUID: {}", message.raw))
-}
-
 /// The event ids of `messages`, panicking (naming `who`) when one arrived twice.
 #[track_caller]
 fn distinct_ids(messages: &[Received], who: &str) -> BTreeSet<String> {
@@ -74,7 +67,7 @@ fn distinct_ids(messages: &[Received], who: &str) -> BTreeSet<String> {
 
 /// The request indices of `messages`, sorted.
 fn indices(messages: &[Received]) -> BTreeSet<usize> {
-    messages.iter().map(request_index).collect()
+    messages.iter().map(|m| request_index(&m.payload)).collect()
 }
 
 /// Flushes `handle` or panics naming `who`.

@@ -15,13 +15,12 @@ use std::time::Duration;
 
 use mps_mqtt_events::{Builder, MqttEventLayer, PublisherHandle, PublisherState, Qos, Stats};
 use rumqttc::{ConnectReturnCode, Packet, QoS};
-use serde_json::Value;
 
 use support::logs::with_captured_logs;
 use support::scripted::{
     AckOrder, Acks, Published, Record, Script, ScriptedBroker, encode, garbage, oversized_header,
 };
-use support::{GUID_PREFIX, assert_accounted, max_attempts, wait_until};
+use support::{assert_accounted, max_attempts, request_index, wait_until};
 
 /// Reconnect delays: short so that tests finish quickly, exponential so that storms show.
 const BACKOFF_MIN: Duration = Duration::from_millis(50);
@@ -47,15 +46,6 @@ fn builder(broker: &ScriptedBroker) -> Builder {
 /// Sends power actions `indices` through the layer; each must succeed at once.
 async fn calls(layer: &MqttEventLayer, indices: std::ops::Range<usize>) {
     support::power_actions(layer, indices, REQUEST_TIMEOUT).await;
-}
-
-/// Which request an event belongs to (from its GUID).
-fn request_index(payload: &Value) -> usize {
-    payload["guid"]
-        .as_str()
-        .and_then(|g| g.strip_prefix(GUID_PREFIX))
-        .and_then(|n| n.parse().ok())
-        .unwrap_or_else(|| panic!("event without a test GUID: {payload}"))
 }
 
 fn event_id(publish: &Published) -> String {

@@ -38,7 +38,7 @@ use mps_mqtt_events::{Builder, MqttEventLayer, PublisherHandle, Stats};
 use serde_json::Value;
 use tower::{Layer, ServiceExt, service_fn};
 
-use support::{Received, Subscriber, wait_until};
+use support::{GUID_PREFIX, Received, Subscriber, request_index, wait_until};
 
 /// Reconnect delays of every layer here: short, so that tests finish quickly, and still
 /// exponential, so that storms show.
@@ -47,9 +47,6 @@ const BACKOFF_MAX: Duration = Duration::from_millis(500);
 
 /// Route of the requests: the MPS power action, whose event carries the GUID of the path.
 const POWER_ACTION: &str = "/api/v1/amt/power/action/{guid}";
-/// GUIDs of the requests are this prefix plus the request's index in 12 digits, so every
-/// event says which request it belongs to.
-const GUID_PREFIX: &str = "00000000-0000-4000-8000-";
 
 /// How long one request may take, broker or not: the proof that nothing waits on it.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
@@ -130,15 +127,6 @@ async fn http_call(addr: SocketAddr, index: usize) -> u16 {
         support::http(addr, "POST", &path, None),
     )
     .await
-}
-
-/// Which request an event belongs to (from its GUID).
-fn request_index(payload: &Value) -> usize {
-    payload["guid"]
-        .as_str()
-        .and_then(|g| g.strip_prefix(GUID_PREFIX))
-        .and_then(|n| n.parse().ok())
-        .unwrap_or_else(|| panic!("event without a test GUID: {payload}"))
 }
 
 /// The event's `id`, `<16 hex>-<seq>`.

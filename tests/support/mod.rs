@@ -165,6 +165,15 @@ pub async fn within<T>(timeout: Duration, what: &str, future: impl Future<Output
 /// event says which request it belongs to.
 pub const GUID_PREFIX: &str = "00000000-0000-4000-8000-";
 
+/// Which request an event belongs to, from its GUID ([`GUID_PREFIX`] + index).
+pub fn request_index(payload: &serde_json::Value) -> usize {
+    payload["guid"]
+        .as_str()
+        .and_then(|g| g.strip_prefix(GUID_PREFIX))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("event without a test GUID: {payload}"))
+}
+
 /// Sends MPS power actions `indices` (GUID [`GUID_PREFIX`] + index) straight through the
 /// layer, one after the other; each must answer 200 within `timeout`, broker or not.
 pub async fn power_actions(
