@@ -218,7 +218,7 @@ impl Builder {
     /// [`Stats::dropped_queue_full`](crate::Stats::dropped_queue_full)). Overrides
     /// `MPS_MQTT_QUEUE_CAPACITY`. Defaults to [`DEFAULT_QUEUE_CAPACITY`].
     ///
-    /// The queue is allocated up front, 120 bytes an event (plus at most
+    /// The queue is allocated up front, 128 bytes an event (plus at most
     /// [`EventData::MAX_LEN`](crate::EventData::MAX_LEN) for an event whose handler added
     /// data), and is the only buffer that grows while the broker is away: choose the number of events to keep through
     /// the longest outage you want to bridge (requests per second × seconds), within the

@@ -2,16 +2,11 @@
 //! that are not HTTP requests (a device connecting over CIRA, a redirection session).
 //!
 //! Details are `'static` (a `static` or `const` in the handler's code), so the request path
-//! carries them through the queue as a one-byte number: a registry assigns one to each
-//! distinct `EventDetails` the first time it is seen. Requests whose response carries no
-//! details never touch the registry.
-
-use std::sync::{Mutex, PoisonError};
+//! carries them through the queue as a reference: nothing is copied, looked up or locked.
 
 use http::Extensions;
 
-use crate::event::{EventType, Overrides};
-use crate::record::DetailsId;
+use crate::event_type::EventType;
 use crate::routes::Guid;
 
 /// What the event of a request says, set by its handler: the `type`, `message` and
@@ -152,36 +147,6 @@ impl Default for EventDetails {
     }
 }
 
-/// Most distinct details a process can use (one byte, 0 meaning none).
-const CAPACITY: usize = u8::MAX as usize;
-
-/// Every distinct details seen so far; `DetailsId(n)` is entry `n - 1`.
-static REGISTRY: Mutex<Vec<&'static EventDetails>> = Mutex::new(Vec::new());
-
-/// The number of `details`, registering them the first time. `NONE` when the registry is
-/// full (then the details are ignored, logged once).
-pub(crate) fn id_of(details: &'static EventDetails) -> DetailsId {
-    let mut registry = REGISTRY.lock().unwrap_or_else(PoisonError::into_inner);
-    let index = match registry.iter().position(|d| std::ptr::eq(*d, details)) {
-        Some(index) => index,
-        None if registry.len() < CAPACITY => {
-            registry.push(details);
-            registry.len() - 1
-        }
-        None => {
-            if registry.len() == CAPACITY {
-                tracing::warn!(
-                    "more than {CAPACITY} distinct EventDetails: further ones are ignored; \
-                     make them statics rather than creating them per request"
-                );
-            }
-            return DetailsId::NONE;
-        }
-    };
-    // Below CAPACITY, so index + 1 fits.
-    DetailsId(u8::try_from(index + 1).unwrap_or(0))
-}
-
 /// The guid attached to a response, if any.
 pub(crate) fn attached_guid(extensions: &Extensions) -> Option<Guid> {
     extensions.get::<AttachedGuid>().map(|attached| attached.0)
@@ -192,42 +157,11 @@ pub(crate) fn attached(extensions: &Extensions) -> Option<&'static EventDetails>
     extensions.get::<Attached>().map(|attached| attached.0)
 }
 
-/// The details numbered `id`.
-pub(crate) fn get(id: DetailsId) -> Option<&'static EventDetails> {
-    let index = usize::from(id.0).checked_sub(1)?;
-    let registry = REGISTRY.lock().unwrap_or_else(PoisonError::into_inner);
-    registry.get(index).copied()
-}
-
-/// What the details numbered `id` replace in an event; nothing for [`DetailsId::NONE`].
-pub(crate) fn overrides(id: DetailsId) -> Overrides {
-    if id == DetailsId::NONE {
-        return Overrides::default();
-    }
-    get(id).map_or_else(Overrides::default, |d| Overrides {
-        kind: d.kind,
-        message: d.message,
-        methods: d.methods,
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     static A: EventDetails = EventDetails::new().message("a");
-    static B: EventDetails = EventDetails::new().message("a");
-
-    #[test]
-    fn each_static_gets_one_number_and_back() {
-        let a = id_of(&A);
-        assert_ne!(a, DetailsId::NONE);
-        assert_eq!(id_of(&A), a, "the same static, the same number");
-        let b = id_of(&B);
-        assert_ne!(a, b, "equal contents in another static are other details");
-        assert!(std::ptr::eq(get(a).expect("registered"), &A));
-        assert_eq!(get(DetailsId::NONE), None);
-    }
 
     #[test]
     fn a_response_carries_attached_details() {

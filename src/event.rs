@@ -6,22 +6,12 @@ use serde_json::value::RawValue;
 use std::borrow::Cow;
 
 use crate::data::EventData;
+use crate::details::EventDetails;
+pub use crate::event_type::EventType;
 use crate::mps;
 use crate::record::{Outcome, Record};
 use crate::routes::{self, Guid, INTERNAL_ERROR, Route};
 use crate::topic::TopicValues;
-
-/// The `type` of an event, as MPS writes it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum EventType {
-    /// MPS publishes it when a handler starts; this crate never does (one event per request).
-    Request,
-    /// The response status was below 400.
-    Success,
-    /// The response status was 400 or above, the service failed, or the request was cancelled.
-    Fail,
-}
 
 /// One event as published, compact JSON in this field order:
 ///
@@ -139,6 +129,15 @@ pub(crate) struct Overrides {
 }
 
 impl Overrides {
+    /// What `details` replace; nothing for none.
+    pub(crate) fn of(details: Option<&EventDetails>) -> Self {
+        details.map_or_else(Self::default, |d| Self {
+            kind: d.kind,
+            message: d.message,
+            methods: d.methods,
+        })
+    }
+
     fn over(
         self,
         (kind, message, methods): (EventType, &'static str, &'static str),

@@ -7,7 +7,7 @@ use tokio::sync::oneshot;
 use tokio::time::Instant;
 
 use crate::data::EventData;
-use crate::details::{self, EventDetails};
+use crate::details::EventDetails;
 use crate::error::{FlushError, TryPublishError};
 use crate::event::EventType;
 use crate::health::Health;
@@ -160,7 +160,7 @@ impl PublisherHandle {
         let now = std::time::Instant::now();
         let get = MethodName::of(&http::Method::GET);
         let mut record = Record::new((None, guid), get, Outcome::External, now, now);
-        record.details = details::id_of(details);
+        record.details = Some(details);
         record.data = data;
         match link.push(record) {
             Admission::Accepted => Ok(()),

@@ -229,9 +229,7 @@ impl Capture {
     #[inline(always)]
     fn outcome_record(&mut self, outcome: Outcome, finished: Instant) -> Record {
         let mut record = Record::new(self.route, self.method, outcome, self.start, finished);
-        if let Some(details) = self.details {
-            record.details = details::id_of(details);
-        }
+        record.details = self.details;
         if let Some(guid) = self.handler_guid {
             record.set_guid_from_handler(guid);
         }

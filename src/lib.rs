@@ -26,7 +26,7 @@
 //! Each request yields one JSON [`Event`] on topic `mps/events` with MPS's fields (`type`,
 //! `message`, `methods`, `guid`, `timestamp`) plus an `http` object, so MPS subscribers keep
 //! working; a handler can add to it ([`EventDetails`], [`EventData`]) and a W3C `traceparent`
-//! links it to the request's trace. The request path only records a 112-byte struct into a
+//! links it to the request's trace. The request path only records a 120-byte struct into a
 //! bounded queue; a background
 //! task owns the MQTT connection (speaking MQTT 3.1.1 with [rumqttc]'s codec), serializes,
 //! writes every ready event in one go, reconnects with backoff and counts every event. A slow
@@ -90,6 +90,7 @@ mod data;
 mod details;
 mod error;
 mod event;
+mod event_type;
 mod filter;
 mod handle;
 mod health;

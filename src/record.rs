@@ -7,6 +7,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use http::Method;
 
 use crate::data::EventData;
+use crate::details::EventDetails;
 use crate::routes::{Guid, RouteId};
 use crate::trace::TraceIds;
 
@@ -29,15 +30,15 @@ pub(crate) enum Outcome {
 }
 
 /// What the request path records: no heap unless a handler added [`EventData`] (one pointer),
-/// 112 bytes (120 with the queue's stamp).
+/// 120 bytes (128 with the queue's stamp).
 #[derive(Debug, Clone)]
 pub(crate) struct Record {
     /// The route's [`RouteId`], or [`NO_ROUTE`].
     route: u8,
     pub(crate) guid: Option<Guid>,
     method: MethodName,
-    /// What the handler said about the event ([`DetailsId::NONE`] if nothing).
-    pub(crate) details: DetailsId,
+    /// What the handler said about the event, if anything.
+    pub(crate) details: Option<&'static EventDetails>,
     pub(crate) outcome: Outcome,
     /// The JSON object the handler added, if any.
     pub(crate) data: Option<Box<EventData>>,
@@ -50,15 +51,6 @@ pub(crate) struct Record {
 
 /// [`Record::route`] of a request outside MPS's routes, or of an event outside HTTP.
 const NO_ROUTE: u8 = u8::MAX;
-
-/// A handler's [`EventDetails`](crate::EventDetails), by its number in the registry of
-/// `details.rs`; one byte, so that the record keeps its size.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct DetailsId(pub(crate) u8);
-
-impl DetailsId {
-    pub(crate) const NONE: Self = Self(0);
-}
 
 /// The monotonic clock's origin for [`Record`]s: the first time one is made.
 static EPOCH: LazyLock<Instant> = LazyLock::new(Instant::now);
@@ -79,7 +71,7 @@ impl Record {
             route: route.unwrap_or(NO_ROUTE),
             guid,
             method,
-            details: DetailsId::NONE,
+            details: None,
             outcome,
             data: None,
             trace: TraceIds::NONE,
@@ -186,9 +178,9 @@ mod tests {
 
     #[test]
     fn a_queued_record_stays_small() {
-        // The queue reserves one slot per event up front: 120 bytes with its stamp (the docs
+        // The queue reserves one slot per event up front: 128 bytes with its stamp (the docs
         // say so), handler data behind one pointer.
-        assert_eq!(std::mem::size_of::<Record>(), 112);
+        assert_eq!(std::mem::size_of::<Record>(), 120);
     }
 
     #[test]

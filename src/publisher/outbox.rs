@@ -12,8 +12,7 @@ use super::session::Session;
 use super::shared::Shared;
 use super::tracker::{Ack, Entry, Tracker};
 use crate::config::{Config, Profile, Qos};
-use crate::details;
-use crate::event::{EventId, EventView};
+use crate::event::{EventId, EventView, Overrides};
 use crate::record::WallClock;
 use crate::topic::TopicTemplate;
 
@@ -148,7 +147,7 @@ impl Outbox {
             seq: entry.seq,
         };
         let (record, timestamp) = (&entry.record, entry.timestamp);
-        let said = details::overrides(record.details);
+        let said = Overrides::of(record.details);
         let event = match self.profile {
             Profile::All => Some(EventView::new(record, timestamp, id, said)),
             Profile::Mps => {
