@@ -79,10 +79,10 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 // Imports run one way, no two files importing each other: builder → layer → handle →
-// {health, publisher} → details → event → {mps, topic} → record → {data, routes, trace};
-// layer → {data, trace}; filter → event; config → {address, topic, filter}; secure →
-// {config, tls}; tls → config; address, topic, data → error; error, random and trace import
-// nothing of ours.
+// {health, publisher} → event → {mps, topic} → record → {data, details, routes, trace};
+// details → {event_type, routes}; layer → {data, details, trace}; filter → event; config →
+// {address, topic, filter}; secure → {config, tls}; tls → config; address, topic, data →
+// error; error, event_type, random and trace import nothing of ours.
 mod address;
 mod builder;
 mod config;
