@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use mps_mqtt_events::{MqttEventLayer, Stats};
-use support::{Broker, respond, unique_topic};
+use support::{Broker, prometheus_sample, respond, unique_topic};
 
 const WAIT: Duration = Duration::from_secs(10);
 const GUID: &str = "4c4c4544-004b-4210-8033-b6c04f504633";
@@ -19,18 +19,11 @@ const CAPACITY: usize = 8;
 /// Requests made before the task first runs: the rest of them are dropped.
 const REQUESTS: u64 = 20;
 
-/// The value of the sample `name` (with its labels, as rendered) in `text`.
-fn sample(text: &str, name: &str) -> Option<f64> {
-    text.lines()
-        .filter(|line| !line.starts_with('#'))
-        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
-}
-
 /// Scrapes until the exported `delivered` reaches `stats.delivered` (the task exports at
 /// most every 100 ms), bounded in time; returns the last scrape.
 async fn scrape_until_current(prometheus: &PrometheusHandle, stats: &Stats) -> String {
     let name = "mps_mqtt_events_delivered_total";
-    let current = |text: &str| sample(text, name) == Some(stats.delivered as f64);
+    let current = |text: &str| prometheus_sample(text, name) == Some(stats.delivered as f64);
     support::wait_until(WAIT, || current(&prometheus.render())).await;
     prometheus.render()
 }
@@ -83,7 +76,11 @@ async fn a_scrape_shows_the_publishers_stats() {
         ),
     ];
     for (name, value) in expect {
-        assert_eq!(sample(&text, name), Some(value), "{name} in\n{text}");
+        assert_eq!(
+            prometheus_sample(&text, name),
+            Some(value),
+            "{name} in\n{text}"
+        );
     }
     // And they are Stats' own figures.
     assert_eq!(stats.enqueued, CAPACITY as u64);
@@ -98,7 +95,7 @@ async fn a_scrape_shows_the_publishers_stats() {
     running.await.expect("the task ends");
     let text = prometheus.render();
     assert_eq!(
-        sample(&text, "mps_mqtt_events_connected"),
+        prometheus_sample(&text, "mps_mqtt_events_connected"),
         Some(0.0),
         "{text}"
     );

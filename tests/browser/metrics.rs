@@ -7,7 +7,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::example::{self, Example};
-use crate::support::{http_response, unique_topic};
+use crate::support::{http_response, prometheus_sample, unique_topic};
 use crate::{CONNECTED, broker};
 
 const WAIT: Duration = Duration::from_secs(10);
@@ -25,15 +25,7 @@ impl Scrape {
     }
 
     fn get(&self, name: &str) -> u64 {
-        self.0
-            .lines()
-            .filter(|line| !line.starts_with('#'))
-            .find_map(|line| {
-                line.strip_prefix(name)?
-                    .strip_prefix(' ')?
-                    .parse::<f64>()
-                    .ok()
-            })
+        prometheus_sample(&self.0, name)
             .unwrap_or_else(|| panic!("no sample {name} in\n{}", self.0)) as u64
     }
 

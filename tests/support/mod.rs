@@ -264,6 +264,13 @@ pub async fn connected(
     (broker, subscriber, layer)
 }
 
+/// The value of the sample `name` (with its labels, as rendered) in Prometheus text.
+pub fn prometheus_sample(text: &str, name: &str) -> Option<f64> {
+    text.lines()
+        .filter(|line| !line.starts_with('#'))
+        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+}
+
 /// The payloads of the next `n` events, each `timestamp` checked to be a number and removed,
 /// then nothing more for 300 ms.
 pub async fn payloads(
